@@ -1,0 +1,74 @@
+import { Args, Flags } from '@oclif/core'
+import { resolveClientCredentials } from '../src/auth/index.js'
+import { BaseCommand } from '../src/cli/base-command.js'
+import { commandEnvironment, runLocalCommand, startConnect } from '../src/cli/connect.js'
+import type { ConnectEvent } from '../src/tunnel/index.js'
+import { formatConnectEvent } from '../src/ui/connect-events.js'
+
+export default class Connect extends BaseCommand {
+  static override summary = 'Open a local port to a connection, or run a command against it'
+  static override description = `Listens on 127.0.0.1; each local client gets its own tunnel to the gateway, which holds the credential.
+With -- CMD ARGS..., runs CMD with AIRLOCK_HOST/AIRLOCK_PORT set, passes its exit code through, and closes the tunnel after it.
+--json prints one JSON object per event: ready, client-connected, client-closed, error.`
+  static override strict = false
+  static override args = { name: Args.string({ description: 'Connection name (see `airlock connections`)', required: true }) }
+  static override flags = {
+    port: Flags.integer({ char: 'p', description: 'Local port (default: a free one).', min: 0, max: 65535, default: 0 }),
+  }
+  static override examples = [
+    '<%= config.bin %> connect redis-cache',
+    '<%= config.bin %> connect redis-cache --port 6380',
+    '<%= config.bin %> connect redis-cache -- redis-cli -h 127.0.0.1 -p 6380 ping',
+    '<%= config.bin %> connect redis-cache --json',
+  ]
+
+  async run(): Promise<void> {
+    const separator = this.argv.indexOf('--')
+    const command = separator < 0 ? [] : this.argv.slice(separator + 1)
+    const { args, flags } = await this.parse({ ...Connect, baseFlags: Connect.baseFlags, strict: true }, separator < 0 ? this.argv : this.argv.slice(0, separator))
+    const credentials = resolveClientCredentials()
+
+    const listeners: ((event: ConnectEvent) => void)[] = []
+    const mode = this.jsonMode ? 'json' : command.length > 0 ? 'command' : process.stdout.isTTY ? 'live' : 'plain'
+    const onEvent = (event: ConnectEvent): void => {
+      if (mode === 'json') this.printJson(event)
+      else if (mode === 'plain') process.stdout.write(formatConnectEvent(event) + '\n')
+      else if (mode === 'command' && event.type === 'error') process.stderr.write(`airlock: ${formatConnectEvent(event)}\n`)
+      for (const listener of listeners) listener(event)
+    }
+    const { listener } = await startConnect({ credentials, connection: args.name, port: flags.port, onEvent })
+
+    if (command.length > 0) {
+      let status: number
+      try {
+        status = await runLocalCommand(command, commandEnvironment(listener))
+      } finally {
+        await listener.close()
+      }
+      process.exitCode = status
+      return
+    }
+
+    const address = `${listener.host}:${listener.port}`
+    const instructions = [`point your client at host ${listener.host} port ${listener.port}`]
+    let unmount = (): void => {}
+    if (mode === 'live') {
+      const { renderConnectStatus } = await import('../src/ui/connect-status.js')
+      ;({ unmount } = renderConnectStatus({
+        connection: args.name,
+        address,
+        instructions,
+        stats: () => listener.stats(),
+        subscribe: (fn) => listeners.push(fn),
+      }))
+    } else if (mode === 'plain') {
+      for (const line of instructions) process.stdout.write(`${line}\n`)
+    }
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve())
+      process.once('SIGTERM', () => resolve())
+    })
+    unmount()
+    await listener.close()
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The gateway's composition root: HTTP + WebSocket server, authentication and authorisation,
+ * the session registry, and the hand-off of each tunnel to its protocol engine.
+ *
+ *   CLI ── upgrade /v1/connections/NAME/tunnel ──▶ Origin? rate? client version? draining?
+ *                                                  token → identity → connection → access → cap
+ *       ◀──────────── 101 + ready {session} ─────── engine.open() reached the upstream
+ *       ◀═══════════════ relay ═══════════════════▶ engine.relay() until either side ends
+ */
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { Logger } from 'pino'
+import { WebSocketServer } from 'ws'
+import { type Authenticator, createAuthenticator, hasAnyGroup, type Identity } from '../auth/index.js'
+import type { ConnectionConfig, GatewayConfig, SecretSource } from '../config/index.js'
+import { AirlockError, toAirlockError } from '../errors.js'
+import type { ProtocolEngine } from '../protocols/engine.js'
+import { tcpEngine } from '../protocols/tcp/engine.js'
+import { CLIENT_HEADER, decodeOpenParams, OPEN_HEADER, type OpenParams, parseClientHeader, PROTOCOL_VERSION } from '../tunnel/protocol.js'
+import { WsTransport } from '../tunnel/transport.js'
+import { VERSION } from '../version.js'
+import { HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
+import { Metrics } from './metrics.js'
+import { RateLimiter } from './rate-limit.js'
+import { SessionRegistry } from './sessions.js'
+
+export interface GatewayOptions {
+  config: GatewayConfig
+  logger: Logger
+  secrets: SecretSource
+  /** Engines by connection type; defaults to every engine this build has. */
+  engines?: Partial<Record<ConnectionConfig['type'], ProtocolEngine>>
+  authenticator?: Authenticator
+  now?: () => number
+  /** Ping interval of each tunnel. */
+  keepaliveMs?: number
+}
+
+export interface Gateway {
+  /** The base URL clients use (`http(s)://host:port/`). */
+  readonly url: URL
+  readonly sessions: SessionRegistry
+  /**
+   * Stops taking sessions, lets open ones run for up to `graceMs`, then closes them with a reason
+   * and shuts the server down.
+   */
+  drain(graceMs?: number): Promise<void>
+}
+
+const DEFAULT_ENGINES: Partial<Record<ConnectionConfig['type'], ProtocolEngine>> = { tcp: tcpEngine }
+const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/
+const SESSION_PATH = /^\/v1\/sessions\/([^/]+)$/
+const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config, logger, secrets } = options
+  const now = options.now ?? Date.now
+  const engines = options.engines ?? DEFAULT_ENGINES
+  const authenticator =
+    options.authenticator ?? createAuthenticator({ serviceTokens: config.auth.serviceTokens, now })
+  const connections = new Map(config.connections.map((connection) => [connection.name, connection]))
+  const sessions = new SessionRegistry(
+    {
+      maxDurationMs: config.sessions.maxDuration,
+      idleTimeoutMs: config.sessions.idleTimeout,
+      maxPerIdentity: config.sessions.maxPerIdentity,
+    },
+    now,
+  )
+  const upgradeLimiter = new RateLimiter(config.limits.upgradesPerMinutePerIp, now)
+  const metrics = new Metrics()
+  const countTunnel = metrics.counter('airlock_tunnels_total', 'Tunnels opened, by connection')
+  const countRefusal = metrics.counter('airlock_refusals_total', 'Requests and upgrades refused, by error code')
+  const countBytes = metrics.counter('airlock_tunnel_bytes_total', 'Bytes relayed by ended tunnels, by direction')
+  metrics.gauge('airlock_sessions_active', 'Open sessions', () => sessions.size)
+  let draining = false
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.limits.maxPayload,
+    perMessageDeflate: false,
+    clientTracking: false,
+  })
+
+  const tls = config.listen.tls
+  const server: Server = tls
+    ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) })
+    : createHttpServer()
+  server.headersTimeout = config.limits.headerTimeout
+  server.requestTimeout = Math.max(config.limits.headerTimeout, 30_000)
+
+  const requireIdentity = async (request: IncomingMessage): Promise<Identity> => {
+    try {
+      return await authenticator.authenticate(request.headers.authorization)
+    } catch (error) {
+      const failure = toAirlockError(error)
+      logger.warn({ event: 'auth.failure', client: clientAddress(request), path: request.url, reason: failure.message }, 'authentication failed')
+      throw failure
+    }
+  }
+
+  /** The named connection if the identity may use it: unknown names are `usage` (404), others' are `forbidden`. */
+  const authorize = (identity: Identity, name: string): ConnectionConfig => {
+    const connection = connections.get(name)
+    if (connection === undefined) {
+      throw new HttpError(404, 'usage', `unknown connection ${JSON.stringify(name)}`, { hint: 'list what you may use with `airlock connections`' })
+    }
+    if (!hasAnyGroup(identity, connection.access.groups)) {
+      throw new AirlockError('forbidden', `${identity.display} may not use connection ${name}`, {
+        hint: 'ask a gateway admin for access to it',
+      })
+    }
+    return connection
+  }
+
+  const requireAdmin = async (request: IncomingMessage): Promise<Identity> => {
+    const identity = await requireIdentity(request)
+    if (!hasAnyGroup(identity, config.auth.adminGroups)) {
+      throw new AirlockError('forbidden', `${identity.display} is not a gateway admin`, {
+        hint: 'admin routes need a group listed in auth.adminGroups',
+      })
+    }
+    return identity
+  }
+
+  const routes = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://gateway')
+    const method = request.method ?? 'GET'
+    if (method === 'GET' && url.pathname === '/healthz') {
+      return sendJson(response, draining ? 503 : 200, { ok: !draining, draining, sessions: sessions.size })
+    }
+    if (method === 'GET' && url.pathname === '/metrics') {
+      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+      response.end(metrics.render())
+      return
+    }
+    if (method === 'GET' && url.pathname === '/.well-known/airlock') {
+      return sendJson(response, 200, {
+        version: VERSION,
+        proto: PROTOCOL_VERSION,
+        oidc: config.auth.oidc
+          .filter((issuer) => !issuer.machine)
+          .map((issuer) => ({ issuer: issuer.issuer, cliClientId: issuer.cliClientId, scopes: issuer.scopes, audience: issuer.audience })),
+        deviceFlow: config.auth.oidc.some((issuer) => !issuer.machine),
+      })
+    }
+    if (method === 'GET' && url.pathname === '/v1/whoami') {
+      const identity = await requireIdentity(request)
+      return sendJson(response, 200, {
+        kind: identity.kind,
+        id: identity.id,
+        name: identity.display,
+        groups: identity.groups,
+        admin: hasAnyGroup(identity, config.auth.adminGroups),
+        expiresAt: identity.expiresAt === undefined ? null : new Date(identity.expiresAt).toISOString(),
+      })
+    }
+    if (method === 'GET' && url.pathname === '/v1/connections') {
+      const identity = await requireIdentity(request)
+      return sendJson(response, 200, {
+        connections: config.connections
+          .filter((connection) => hasAnyGroup(identity, connection.access.groups))
+          .map((connection) => ({ name: connection.name, type: connection.type, description: connection.description ?? null })),
+      })
+    }
+    const connectionMatch = CONNECTION_PATH.exec(url.pathname)
+    if (method === 'GET' && connectionMatch !== null) {
+      const identity = await requireIdentity(request)
+      const connection = authorize(identity, decodeURIComponent(connectionMatch[1]!))
+      return sendJson(response, 200, { name: connection.name, type: connection.type, description: connection.description ?? null })
+    }
+    if (method === 'GET' && url.pathname === '/v1/sessions') {
+      await requireAdmin(request)
+      return sendJson(response, 200, { sessions: sessions.list() })
+    }
+    const sessionMatch = SESSION_PATH.exec(url.pathname)
+    if (method === 'DELETE' && sessionMatch !== null) {
+      const admin = await requireAdmin(request)
+      const id = decodeURIComponent(sessionMatch[1]!)
+      const session = sessions.get(id)
+      if (session === undefined) throw new HttpError(404, 'usage', `no live session ${id}`, { hint: 'list sessions with `airlock sessions list`' })
+      sessions.kill(id, { code: 'forbidden', message: `session ended by gateway admin ${admin.display}` })
+      logger.info({ event: 'session.kill', session: id, admin: admin.id }, 'session killed by admin')
+      return sendJson(response, 200, { killed: id })
+    }
+    throw new HttpError(404, 'usage', `no route ${method} ${url.pathname}`)
+  }
+
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    routes(request, response).catch((error: unknown) => {
+      const failure = toAirlockError(error)
+      if (failure.code === 'internal') logger.error({ err: error, path: request.url }, 'request failed')
+      countRefusal({ code: failure.code })
+      sendError(response, failure)
+    })
+  })
+
+  const admitTunnel = async (
+    request: IncomingMessage,
+  ): Promise<{ identity: Identity; connection: ConnectionConfig; engine: ProtocolEngine; params: OpenParams; clientVersion: string }> => {
+    const url = new URL(request.url ?? '/', 'http://gateway')
+    const match = TUNNEL_PATH.exec(url.pathname)
+    if (match === null) throw new HttpError(404, 'usage', `no route ${url.pathname}`)
+    if (request.headers.origin !== undefined) {
+      throw new AirlockError('forbidden', 'tunnels cannot be opened from a web browser', { hint: 'use the airlock CLI' })
+    }
+    if (!upgradeLimiter.take(clientAddress(request))) {
+      throw new AirlockError('limit', 'too many tunnel requests from this address', { hint: 'slow down and retry in a minute' })
+    }
+    const client = parseClientHeader(header(request, CLIENT_HEADER))
+    if (client === undefined || client.proto !== PROTOCOL_VERSION) {
+      throw new AirlockError(
+        'incompatible',
+        client === undefined
+          ? `this gateway (airlock ${VERSION}) needs an airlock CLI speaking tunnel protocol ${PROTOCOL_VERSION}`
+          : `this gateway speaks tunnel protocol ${PROTOCOL_VERSION}; airlock CLI ${client.version} speaks ${client.proto}`,
+        { hint: 'install an airlock CLI that matches the gateway version' },
+      )
+    }
+    if (draining) throw new HttpError(503, 'limit', 'the gateway is shutting down', { hint: 'retry in a moment; another gateway will take the session' })
+    const identity = await requireIdentity(request)
+    const connection = authorize(identity, decodeURIComponent(match[1]!))
+    const engine = engines[connection.type]
+    if (engine === undefined) {
+      throw new HttpError(501, 'upstream-unavailable', `connection ${connection.name}: this gateway cannot serve ${connection.type} connections yet`)
+    }
+    sessions.assertCanAdmit(identity)
+    const params = decodeOpenParams(header(request, OPEN_HEADER))
+    if (params === undefined) throw new AirlockError('usage', 'malformed Airlock-Open header')
+    return { identity, connection, engine, params, clientVersion: client.version }
+  }
+
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy())
+    admitTunnel(request).then(
+      (admitted) => {
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          const transport = new WsTransport(ws, options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs })
+          const session = sessions.add({
+            identity: admitted.identity,
+            connection: admitted.connection.name,
+            clientAddress: clientAddress(request),
+            clientVersion: admitted.clientVersion,
+            transport,
+          })
+          void runSession(session.id, admitted, transport)
+        })
+      },
+      (error: unknown) => {
+        const failure = toAirlockError(error)
+        if (failure.code === 'internal') logger.error({ err: error }, 'upgrade failed')
+        countRefusal({ code: failure.code })
+        refuseUpgrade(socket, failure)
+      },
+    )
+  })
+
+  const runSession = async (
+    id: string,
+    admitted: Awaited<ReturnType<typeof admitTunnel>>,
+    transport: WsTransport,
+  ): Promise<void> => {
+    const { identity, connection, engine, params } = admitted
+    const sessionLogger = logger.child({ session: id, connection: connection.name, identity: identity.id })
+    sessionLogger.info({ event: 'session.start', clientVersion: admitted.clientVersion }, 'session started')
+    countTunnel({ connection: connection.name })
+    const startedAt = now()
+    let reason
+    try {
+      const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger })
+      if (transport.closed) {
+        reason = { message: 'client left before the upstream was ready' }
+      } else {
+        transport.control({ type: 'ready', session: id, connection: connection.name })
+        reason = await link.relay()
+      }
+    } catch (error) {
+      const failure = toAirlockError(error)
+      sessionLogger.warn({ event: 'session.error', code: failure.code, err: failure.code === 'internal' ? error : undefined }, failure.message)
+      reason = failure.toJSON()
+      transport.close(reason)
+    }
+    countBytes({ direction: 'in' }, transport.bytesIn)
+    countBytes({ direction: 'out' }, transport.bytesOut)
+    sessionLogger.info(
+      { event: 'session.end', reason: reason.message, code: reason.code, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt },
+      'session ended',
+    )
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = new URL(`${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}/`)
+  logger.info({ event: 'gateway.listen', url: url.href, tls: Boolean(tls), connections: config.connections.length }, 'gateway listening')
+
+  let drained: Promise<void> | undefined
+  const drain = (graceMs = config.sessions.drainGrace): Promise<void> => {
+    drained ??= (async () => {
+      draining = true
+      logger.info({ event: 'gateway.drain', sessions: sessions.size, graceMs }, 'draining: no new sessions')
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const deadline = now() + graceMs
+      while (sessions.size > 0 && now() < deadline) await sleep(Math.min(100, graceMs))
+      sessions.closeAll({ code: 'limit', message: 'the gateway is shutting down', hint: 'reconnect; another gateway will take the session' })
+      const waitUntil = now() + 2_000
+      while (sessions.size > 0 && now() < waitUntil) await sleep(20)
+      sessions.stop()
+      server.closeAllConnections()
+      await closed
+      logger.info({ event: 'gateway.stopped' }, 'gateway stopped')
+    })()
+    return drained
+  }
+
+  return { url, sessions, drain }
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name]
+  return Array.isArray(value) ? value[0] : value
+}
+
+function clientAddress(request: IncomingMessage): string {
+  return request.socket.remoteAddress ?? 'unknown'
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

@@ -1,0 +1,32 @@
+/**
+ * The contract between the gateway and a protocol engine. An engine reaches the upstream service
+ * with the held credential and relays the tunnel to it; it never sees WebSockets, policy or audit.
+ */
+import type { Logger } from 'pino'
+import type { Identity } from '../auth/identity.js'
+import type { ConnectionConfig, SecretSource } from '../config/index.js'
+import type { OpenParams } from '../tunnel/protocol.js'
+import type { CloseReason, Transport } from '../tunnel/transport.js'
+
+export interface EngineSession {
+  id: string
+  identity: Identity
+  connection: ConnectionConfig
+  params: OpenParams
+  transport: Transport
+  secrets: SecretSource
+  logger: Logger
+}
+
+export interface ProtocolEngine {
+  /**
+   * Reaches (and authenticates to) the upstream. Throws an AirlockError — `upstream-unavailable`
+   * when the service cannot be reached — whose message is safe to show the caller.
+   */
+  open(session: EngineSession): Promise<UpstreamLink>
+}
+
+export interface UpstreamLink {
+  /** Relays until either side ends and resolves with why; closing the transport ends it. */
+  relay(): Promise<CloseReason>
+}

@@ -1,0 +1,40 @@
+import type { Socket } from 'node:net'
+import type { CloseReason, Transport } from './transport.js'
+
+/**
+ * Splices a TCP socket and a tunnel: bytes both ways with backpressure (a side that returns false
+ * pauses the other until it drains), EOF carried across as a half-close, and one end tearing down
+ * both. The socket must be created with `allowHalfOpen: true`. Resolves with the reason the pair ended.
+ */
+export function pipeSocket(transport: Transport, socket: Socket): Promise<CloseReason> {
+  return new Promise((resolve) => {
+    let done = false
+    const finish = (reason: CloseReason): void => {
+      if (done) return
+      done = true
+      transport.close(reason)
+      // A normal end still flushes what the socket holds; an error drops it.
+      if (reason.code === undefined && !socket.destroyed) socket.end(() => socket.destroy())
+      else socket.destroy()
+      resolve(reason)
+    }
+
+    socket.on('data', (chunk: Buffer) => {
+      if (!transport.write(chunk)) socket.pause()
+    })
+    transport.on('drain', () => socket.resume())
+    transport.on('data', (chunk) => {
+      if (!socket.write(chunk)) transport.pause()
+    })
+    socket.on('drain', () => transport.resume())
+
+    socket.on('end', () => transport.end())
+    transport.on('end', () => socket.end())
+
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      finish({ code: 'tunnel-dropped', message: `connection failed: ${error.code ?? error.message}` })
+    })
+    socket.on('close', () => finish({ message: 'connection closed' }))
+    transport.on('close', finish)
+  })
+}

@@ -1,0 +1,209 @@
+/**
+ * `Transport`: a tunnel as the engines and the CLI see it — a byte stream with flow control,
+ * half-close and control messages. The WebSocket underneath stays in this file.
+ */
+import { EventEmitter } from 'node:events'
+import type { WebSocket } from 'ws'
+import type { ErrorCode } from '../errors.js'
+import { type ControlMessage, closeCodeFor, errorCodeForClose, MAX_FRAME, parseControl } from './protocol.js'
+
+/** Why a tunnel ended: `code` is absent for a normal end. */
+export interface CloseReason {
+  code?: ErrorCode
+  message: string
+  hint?: string
+}
+
+export interface TransportEvents {
+  data: [chunk: Buffer]
+  /** The peer will send no more bytes (half-close). */
+  end: []
+  /** `write` may be called again after it returned false. */
+  drain: []
+  control: [message: ControlMessage]
+  /** Emitted once, whatever ended the tunnel. */
+  close: [reason: CloseReason]
+}
+
+export interface Transport extends EventEmitter<TransportEvents> {
+  /** Sends bytes; false means the peer is behind: stop until `drain`. */
+  write(chunk: Buffer): boolean
+  /** Half-close: no more bytes from this side. */
+  end(): void
+  /** Stops `data` events until `resume` (the peer then stalls too). */
+  pause(): void
+  resume(): void
+  control(message: ControlMessage): void
+  /** Ends the tunnel; an error reason reaches the peer as an `error` message and close code. */
+  close(reason?: CloseReason): void
+  readonly closed: boolean
+  readonly bytesIn: number
+  readonly bytesOut: number
+}
+
+export interface WsTransportOptions {
+  /** Ping interval; the peer is declared gone after two unanswered pings. */
+  keepaliveMs?: number
+  /** `write` returns false above this many buffered bytes. */
+  highWaterMark?: number
+  /** ... and `drain` fires once it falls below this. */
+  lowWaterMark?: number
+}
+
+const DEFAULT_KEEPALIVE_MS = 20_000
+const DEFAULT_HIGH_WATER = 1024 * 1024
+const DEFAULT_LOW_WATER = 256 * 1024
+const OPEN = 1
+
+export class WsTransport extends EventEmitter<TransportEvents> implements Transport {
+  bytesIn = 0
+  bytesOut = 0
+  closed = false
+  private needDrain = false
+  private paused = false
+  private alive = true
+  private ended = false
+  /** An `error` message precedes the close frame; the close then reports it. */
+  private pendingError: Extract<ControlMessage, { type: 'error' }> | undefined
+  private readonly keepalive: NodeJS.Timeout | undefined
+  private readonly highWater: number
+  private readonly lowWater: number
+  private readonly afterSend = (): void => {
+    if (this.needDrain && this.ws.bufferedAmount <= this.lowWater) {
+      this.needDrain = false
+      this.emit('drain')
+    }
+  }
+
+  constructor(
+    private readonly ws: WebSocket,
+    options: WsTransportOptions = {},
+  ) {
+    super()
+    this.highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER
+    this.lowWater = options.lowWaterMark ?? DEFAULT_LOW_WATER
+    ws.binaryType = 'nodebuffer'
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on('pong', () => {
+      this.alive = true
+    })
+    ws.on('close', (code, reason) => this.onWsClose(code, reason.toString()))
+    ws.on('error', (error) => {
+      this.finish({ code: 'tunnel-dropped', message: `tunnel failed: ${error.message}` })
+    })
+    const keepaliveMs = options.keepaliveMs ?? DEFAULT_KEEPALIVE_MS
+    if (keepaliveMs > 0) {
+      this.keepalive = setInterval(() => this.ping(), keepaliveMs)
+      this.keepalive.unref()
+    }
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.closed || this.ws.readyState !== OPEN) return true
+    this.bytesOut += chunk.length
+    if (chunk.length <= MAX_FRAME) {
+      this.ws.send(chunk, { binary: true }, this.afterSend)
+    } else {
+      for (let offset = 0; offset < chunk.length; offset += MAX_FRAME) {
+        this.ws.send(chunk.subarray(offset, offset + MAX_FRAME), { binary: true }, this.afterSend)
+      }
+    }
+    if (this.ws.bufferedAmount > this.highWater) {
+      this.needDrain = true
+      return false
+    }
+    return true
+  }
+
+  end(): void {
+    if (this.ended) return
+    this.ended = true
+    this.control({ type: 'end' })
+  }
+
+  pause(): void {
+    if (this.paused) return
+    this.paused = true
+    this.ws.pause()
+  }
+
+  resume(): void {
+    if (!this.paused) return
+    this.paused = false
+    this.ws.resume()
+  }
+
+  control(message: ControlMessage): void {
+    if (this.closed || this.ws.readyState !== OPEN) return
+    this.ws.send(JSON.stringify(message))
+  }
+
+  close(reason: CloseReason = { message: 'closed' }): void {
+    if (this.closed) return
+    if (this.ws.readyState === OPEN) {
+      if (reason.code === undefined) {
+        this.ws.close(1000, truncateReason(reason.message))
+      } else {
+        this.control({ type: 'error', code: reason.code, message: reason.message, ...(reason.hint ? { hint: reason.hint } : {}) })
+        this.ws.close(closeCodeFor(reason.code), truncateReason(reason.message))
+      }
+      // A peer that never answers the close handshake must not hold the socket.
+      setTimeout(() => this.ws.terminate(), 5_000).unref()
+    } else {
+      this.ws.terminate()
+    }
+    this.finish(reason)
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (isBinary) {
+      this.bytesIn += data.length
+      this.emit('data', data)
+      return
+    }
+    const message = parseControl(data.toString('utf8'))
+    if (message === undefined) {
+      this.close({ code: 'incompatible', message: 'malformed control message on the tunnel' })
+      return
+    }
+    if (message.type === 'end') this.emit('end')
+    else if (message.type === 'error') this.pendingError = message
+    else this.emit('control', message)
+  }
+
+  private onWsClose(closeCode: number, reasonText: string): void {
+    if (this.pendingError !== undefined) {
+      const { code, message, hint } = this.pendingError
+      this.finish(hint === undefined ? { code, message } : { code, message, hint })
+      return
+    }
+    const code = errorCodeForClose(closeCode)
+    this.finish(code === undefined ? { message: reasonText || 'closed' } : { code, message: reasonText || 'the tunnel closed unexpectedly' })
+  }
+
+  private ping(): void {
+    // While paused we do not read, so the peer's pongs wait in the socket: do not judge liveness then.
+    if (this.paused) return
+    if (!this.alive) {
+      this.ws.terminate()
+      this.finish({ code: 'tunnel-dropped', message: 'the tunnel stopped answering keepalive pings' })
+      return
+    }
+    this.alive = false
+    this.ws.ping()
+  }
+
+  private finish(reason: CloseReason): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.keepalive !== undefined) clearInterval(this.keepalive)
+    this.emit('close', reason)
+  }
+}
+
+/** A close frame's reason is limited to 123 bytes. */
+function truncateReason(text: string): string {
+  const buffer = Buffer.from(text)
+  if (buffer.length <= 123) return text
+  return buffer.subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...'
+}
