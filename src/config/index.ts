@@ -3,12 +3,11 @@
  * and sizes, and secrets by reference.
  */
 
-export { BYTES_EXAMPLE, DURATION_EXAMPLE, parseBytes, parseDuration } from './duration.js'
+export { parseBytes, parseDuration } from './duration.js'
 export { checkConfig, loadConfig, parseConfig } from './load.js'
 export type { CheckFinding, CheckOptions } from './load.js'
 export {
   GUARDRAIL_PRESETS,
-  INLINE_SECRET_MESSAGE,
   JWT_ALGORITHMS,
   MASKING_DETECTORS,
   MASKING_STRATEGIES,

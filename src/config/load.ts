@@ -278,10 +278,10 @@ async function checkConnection(
       break
     }
     case 'command': {
-      if (connection.runAs === 'root' || connection.runAs === '0') {
+      if (connection.runAs === user.username || connection.runAs === String(user.uid)) {
+        report.error(`${at}.runAs`, "must not run as the gateway's own user: it could read the gateway's secrets")
+      } else if (connection.runAs === 'root' || connection.runAs === '0') {
         report.error(`${at}.runAs`, 'must not run as root: use a dedicated unprivileged user')
-      } else if (connection.runAs === user.username || connection.runAs === String(user.uid)) {
-        report.error(`${at}.runAs`, "must not run as the gateway's own user: it can read the gateway's secrets")
       }
       if (connection.cwd !== undefined && !(await isDirectory(connection.cwd))) {
         report.error(`${at}.cwd`, `${connection.cwd} is not a directory`)

@@ -74,7 +74,7 @@ const ISO_DATE = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|
 /** Header names whose value is a credential: such a header's value must be a reference. */
 const SENSITIVE_HEADER = /authorization|cookie|passw(?:or)?d|secret|token|api[-_]?key|access[-_]?key|credential/i
 /** Environment variable names whose value is a credential: such a variable's value must be a reference. */
-const SENSITIVE_ENV = /passw(?:or)?d|passwd|secret|token|api_?key|access_?key|private_?key|credential/i
+const SENSITIVE_ENV = /passw(?:or)?d|secret|token|api_?key|access_?key|private_?key|credential/i
 
 const MIN_PAYLOAD = 64 * 1024
 
@@ -125,7 +125,8 @@ export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
     case 'invalid_union':
       if (issue.discriminator !== undefined) {
         const options = Array.isArray(issue.options) ? issue.options.map(String).join(', ') : ''
-        return `${issue.input === undefined ? 'required: ' : ''}${issue.discriminator} must be one of: ${options}`
+        const given = (issue.input as Record<string, unknown> | undefined)?.[issue.discriminator]
+        return `${given === undefined ? 'required: ' : ''}${issue.discriminator} must be one of: ${options}`
       }
       return 'does not match any accepted form'
     case 'invalid_key':
@@ -214,8 +215,8 @@ function editDistance(a: string, b: string): number {
 }
 
 function regexProblem(pattern: string): string | undefined {
-  // Compiled both ways so that the policy engine may use either; the engine's message ends with
-  // the reason, after the pattern it quotes.
+  // Compiled both with and without the `u` flag so the policy engine may use either. Only the
+  // reason is kept from the engine's message: the pattern it quotes may embed a secret to mask.
   for (const flags of ['', 'u']) {
     try {
       new RegExp(pattern, flags)
@@ -254,8 +255,9 @@ const host = z
   .string({ error: (issue) => (issue.input === undefined ? 'required: expected a host name like db.internal' : undefined) })
   .regex(HOST, 'expected a host name or IP address like db.internal')
 
-function port() {
-  return z.int({ error: 'expected a port number like 5432' }).min(0).max(65535)
+/** A TCP port; 0 only where the gateway listens (pick a free port). */
+function port(minimum: 0 | 1 = 1) {
+  return z.int({ error: 'expected a port number like 5432' }).min(minimum).max(65535)
 }
 
 const pattern = z.string().superRefine((value, ctx) => {
@@ -332,11 +334,12 @@ function uniqueBy<T>(key: (item: T) => unknown, field: string, what: string, opt
       const value = typeof item === 'object' && item !== null ? key(item) : undefined
       if (typeof value !== 'string') return
       const first = seen.get(value)
-      if (first === undefined) seen.set(value, index)
-      else {
-        const shown = options.quote === false ? what : `${what} '${value}'`
-        ctx.addIssue({ code: 'custom', path: [index, field], message: `duplicate ${shown} (same as entry ${first})` })
+      if (first === undefined) {
+        seen.set(value, index)
+        return
       }
+      const shown = options.quote === false ? what : `${what} '${value}'`
+      ctx.addIssue({ code: 'custom', path: [index, field], message: `duplicate ${shown} (same as entry ${first})` })
     })
   }
 }
@@ -602,7 +605,7 @@ export function createConfigSchema(baseDir: string) {
 
   const listen = strict({
     host: host.default('127.0.0.1'),
-    port: port().default(8009),
+    port: port(0).default(8009),
     tls: strict({ cert: path, key: path }).optional(),
     insecure: z.boolean().default(false),
   }).superRefine((value, ctx) => {

@@ -34,6 +34,8 @@ export interface TestGatewayOptions {
   limits?: Record<string, unknown>
   /** Extra env for the gateway process (e.g. values of {env} secret references). */
   env?: NodeJS.ProcessEnv
+  /** Files written next to the config before the gateway starts (e.g. {file} secrets), by relative name. */
+  files?: Record<string, string>
 }
 
 export function makeTokens(): TestTokens {
@@ -61,6 +63,7 @@ export function writeGatewayConfig(options: TestGatewayOptions, tokens: TestToke
   }
   const configFile = join(dir, 'airlock.yaml')
   writeFileSync(configFile, stringify(config))
+  for (const [name, content] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), content, { mode: 0o600 })
   return { dir, configFile }
 }
 

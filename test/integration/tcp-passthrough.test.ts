@@ -44,7 +44,7 @@ async function redis(socket: Socket, ...parts: (string | Buffer)[]): Promise<Buf
 
 function readReply(socket: Socket): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    let buffered = Buffer.alloc(0)
+    let buffered: Buffer = Buffer.alloc(0)
     const onData = (chunk: Buffer): void => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
       const lineEnd = buffered.indexOf('\r\n')
