@@ -29,12 +29,13 @@ export async function startConnect(options: ConnectOptions): Promise<Connected> 
   const listener = await listenLocal({
     port: options.port,
     onEvent: options.onEvent,
-    open: () =>
+    open: (params) =>
       openTunnel({
         gateway: options.credentials.gateway,
         token: options.credentials.token,
         connection: options.connection,
         clientVersion: VERSION,
+        ...(params === undefined ? {} : { params }),
       }),
   })
   return { listener, type: summary.type }

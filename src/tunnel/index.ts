@@ -1,5 +1,5 @@
 export { type OpenedTunnel, openTunnel, type OpenTunnelOptions } from './client.js'
-export { type ConnectEvent, listenLocal, LOCAL_HOST, type ListenerStats, type LocalFront, type LocalListener, type LocalListenerOptions } from './local.js'
+export { type ConnectEvent, type FrontResult, listenLocal, LOCAL_HOST, type ListenerStats, type LocalFront, type LocalListener, type LocalListenerOptions } from './local.js'
 export { pipeSocket } from './pipe.js'
 export {
   type ControlMessage,

@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { AirlockError, type ErrorCode, toAirlockError } from '../errors.js'
 import type { OpenedTunnel } from './client.js'
 import { pipeSocket } from './pipe.js'
+import type { OpenParams } from './protocol.js'
 
 export type ConnectEvent =
   | { type: 'ready'; host: string; port: number }
@@ -18,12 +19,18 @@ export type ConnectEvent =
  * and splices at once; a protocol front (e.g. Postgres) speaks its own handshake first and answers
  * failures in the protocol's own error format.
  */
-export type LocalFront = (socket: Socket, open: () => Promise<OpenedTunnel>) => Promise<OpenedTunnel | undefined>
+export type LocalFront = (socket: Socket, open: (params?: OpenParams) => Promise<OpenedTunnel>) => Promise<FrontResult | undefined>
+
+/** A tunnel ready to splice, and client bytes the front read past its handshake (sent first). */
+export interface FrontResult {
+  tunnel: OpenedTunnel
+  head?: Buffer[]
+}
 
 export interface LocalListenerOptions {
   /** 0 picks a free port. */
   port: number
-  open: () => Promise<OpenedTunnel>
+  open: (params?: OpenParams) => Promise<OpenedTunnel>
   onEvent: (event: ConnectEvent) => void
   front?: LocalFront
 }
@@ -49,7 +56,7 @@ export const LOCAL_HOST = '127.0.0.1'
 const passthroughFront: LocalFront = async (socket, open) => {
   socket.pause()
   try {
-    return await open()
+    return { tunnel: await open() }
   } catch (error) {
     socket.destroy()
     throw error
@@ -69,14 +76,16 @@ export async function listenLocal(options: LocalListenerOptions): Promise<LocalL
     socket.on('error', () => {})
     socket.once('close', () => clients.delete(socket))
     front(socket, options.open).then(
-      (tunnel) => {
-        if (tunnel === undefined) return
+      (result) => {
+        if (result === undefined) return
+        const { tunnel } = result
         if (socket.destroyed) {
           tunnel.transport.close({ message: 'local client left' })
           return
         }
         tunnels.add(tunnel)
         options.onEvent({ type: 'client-connected', client, session: tunnel.session })
+        for (const chunk of result.head ?? []) tunnel.transport.write(chunk)
         socket.resume()
         void pipeSocket(tunnel.transport, socket).then((reason) => {
           tunnels.delete(tunnel)

@@ -36,5 +36,6 @@ export function pipeSocket(transport: Transport, socket: Socket): Promise<CloseR
     })
     socket.on('close', () => finish({ message: 'connection closed' }))
     transport.on('close', finish)
+    transport.resume()
   })
 }

@@ -35,6 +35,10 @@ export interface OpenParams {
   args?: string[]
   /** `pty` for an interactive terminal, `pipes` for a one-off run. */
   mode?: 'pty' | 'pipes'
+  /** Database connections: the client's startup parameters (the gateway keeps only an allowlist). */
+  startup?: Record<string, string>
+  /** Postgres: this tunnel carries a CancelRequest for the session with this client-visible key. */
+  cancel?: { processId: number; secretKey: string }
 }
 
 export type ControlMessage =
@@ -154,6 +158,20 @@ export function decodeOpenParams(header: string | undefined): OpenParams | undef
         if (field !== 'pty' && field !== 'pipes') return undefined
         params.mode = field
         break
+      case 'startup': {
+        if (typeof field !== 'object' || field === null || Array.isArray(field)) return undefined
+        const entries = Object.entries(field)
+        if (entries.length > 64 || !entries.every(([name, value]) => name.length <= 256 && typeof value === 'string' && value.length <= 1024)) return undefined
+        params.startup = Object.fromEntries(entries) as Record<string, string>
+        break
+      }
+      case 'cancel': {
+        const cancel = field as { processId?: unknown; secretKey?: unknown } | null
+        if (typeof cancel !== 'object' || cancel === null) return undefined
+        if (!Number.isInteger(cancel.processId) || typeof cancel.secretKey !== 'string' || !/^[0-9a-f]{8,512}$/.test(cancel.secretKey)) return undefined
+        params.cancel = { processId: cancel.processId as number, secretKey: cancel.secretKey }
+        break
+      }
       default:
         return undefined
     }

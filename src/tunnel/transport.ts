@@ -30,7 +30,10 @@ export interface Transport extends EventEmitter<TransportEvents> {
   write(chunk: Buffer): boolean
   /** Half-close: no more bytes from this side. */
   end(): void
-  /** Stops `data` events until `resume` (the peer then stalls too). */
+  /**
+   * Stops `data` events until `resume` (the peer then stalls too). A new transport starts held:
+   * bytes that arrive before the consumer is attached wait for its first `resume`.
+   */
   pause(): void
   resume(): void
   control(message: ControlMessage): void
@@ -54,6 +57,7 @@ const DEFAULT_KEEPALIVE_MS = 20_000
 const DEFAULT_HIGH_WATER = 1024 * 1024
 const DEFAULT_LOW_WATER = 256 * 1024
 const OPEN = 1
+const END = Symbol('end')
 
 export class WsTransport extends EventEmitter<TransportEvents> implements Transport {
   bytesIn = 0
@@ -63,6 +67,9 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   private paused = false
   private alive = true
   private ended = false
+  /** Bytes (and a peer `end`) received while held, before the consumer's first `resume`. */
+  private backlog: (Buffer | typeof END)[] | undefined = []
+  private heldClose: CloseReason | undefined
   /** An `error` message precedes the close frame; the close then reports it. */
   private pendingError: Extract<ControlMessage, { type: 'error' }> | undefined
   private readonly keepalive: NodeJS.Timeout | undefined
@@ -128,6 +135,15 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   }
 
   resume(): void {
+    if (this.backlog !== undefined) {
+      const backlog = this.backlog
+      this.backlog = undefined
+      for (const item of backlog) {
+        if (item === END) this.emit('end')
+        else this.emit('data', item)
+      }
+      if (this.heldClose !== undefined) this.finish(this.heldClose)
+    }
     if (!this.paused) return
     this.paused = false
     this.ws.resume()
@@ -158,7 +174,8 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
       this.bytesIn += data.length
-      this.emit('data', data)
+      if (this.backlog !== undefined) this.backlog.push(data)
+      else this.emit('data', data)
       return
     }
     const message = parseControl(data.toString('utf8'))
@@ -166,7 +183,10 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
       this.close({ code: 'incompatible', message: 'malformed control message on the tunnel' })
       return
     }
-    if (message.type === 'end') this.emit('end')
+    if (message.type === 'end') {
+      if (this.backlog !== undefined) this.backlog.push(END)
+      else this.emit('end')
+    }
     else if (message.type === 'error') this.pendingError = message
     else this.emit('control', message)
   }
@@ -195,6 +215,11 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
 
   private finish(reason: CloseReason): void {
     if (this.closed) return
+    // A normal end waits for held bytes to be delivered; a failure does not.
+    if (this.backlog !== undefined && this.backlog.length > 0 && reason.code === undefined) {
+      this.heldClose = reason
+      return
+    }
     this.closed = true
     if (this.keepalive !== undefined) clearInterval(this.keepalive)
     this.emit('close', reason)

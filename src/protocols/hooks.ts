@@ -1,0 +1,55 @@
+/**
+ * The engine ↔ policy/audit contract, per statement (never per row). The gateway hands each engine
+ * a `StatementHooks`; engines never import policy or audit.
+ */
+import type { Identity } from '../auth/identity.js'
+
+/** How the statement reached the server. */
+export type ProtocolPath = 'simple' | 'extended' | 'function-call' | 'copy'
+
+export interface StatementContext {
+  session: { id: string; identity: Identity; connection: string }
+  /** 1-based, per session, in the order statements were sent upstream. */
+  sequence: number
+  path: ProtocolPath
+  /** The statement's SQL (one statement of a multi-statement Query), or `function <oid>` for a FunctionCall. */
+  text: string
+  /** The prepared statement's name for an extended-protocol Execute ('' for the unnamed one). */
+  statementName?: string
+}
+
+export type Verdict = { allow: true } | { allow: false; rule: string; message: string; hint?: string }
+
+export interface StatementPlan {
+  verdict: Verdict
+}
+
+export interface StatementSummary {
+  /** `ok`: completed; `error`: the server reported an error; `blocked`: a guardrail stopped it;
+   * `skipped`: an earlier error in the same Query or pipeline meant it never ran. */
+  outcome: 'ok' | 'error' | 'blocked' | 'skipped'
+  /** DataRows returned. */
+  rows: number
+  /** The CommandComplete tag, e.g. `UPDATE 3`. */
+  command?: string
+  sqlstate?: string
+  durationMs: number
+}
+
+export interface StatementHooks {
+  /**
+   * Called before anything of the statement is forwarded upstream. May answer synchronously (the
+   * relay then stays on its fast path) or with a promise (the relay holds later messages until it
+   * settles, so order is kept).
+   */
+  begin(context: StatementContext): StatementPlan | Promise<StatementPlan>
+  end(context: StatementContext, summary: StatementSummary): void
+}
+
+const ALLOW: StatementPlan = { verdict: { allow: true } }
+
+/** No policy, no audit: every statement is allowed. */
+export const ALLOW_ALL: StatementHooks = {
+  begin: () => ALLOW,
+  end: () => {},
+}

@@ -1,0 +1,103 @@
+/**
+ * Splits a simple-protocol Query string into its statements the way the server's lexer would:
+ * semicolons inside quotes, quoted identifiers, dollar quotes, comments and parentheses do not
+ * split. Used to give each statement of a multi-statement Query its own hook call and result
+ * summary; the verdict itself is the parser's business (guardrails parse the whole text).
+ *
+ * Known gap: SQL-standard function bodies (`BEGIN ATOMIC ... END`) contain bare semicolons; such a
+ * Query is split too finely. The relay tolerates a count that differs from the server's.
+ */
+export function splitStatements(text: string, standardConformingStrings = true): string[] {
+  const statements: string[] = []
+  let start = 0
+  let depth = 0
+  let i = 0
+  const n = text.length
+  while (i < n) {
+    const c = text.charCodeAt(i)
+    if (c === 0x27 /* ' */) {
+      const escapes = !standardConformingStrings || isEscapePrefix(text, i)
+      i = skipQuoted(text, i + 1, 0x27, escapes)
+    } else if (c === 0x22 /* " */) {
+      i = skipQuoted(text, i + 1, 0x22, false)
+    } else if (c === 0x2d /* - */ && text.charCodeAt(i + 1) === 0x2d) {
+      const newline = text.indexOf('\n', i)
+      i = newline < 0 ? n : newline + 1
+    } else if (c === 0x2f /* / */ && text.charCodeAt(i + 1) === 0x2a /* * */) {
+      i = skipBlockComment(text, i + 2)
+    } else if (c === 0x24 /* $ */ && !isIdentifierChar(text.charCodeAt(i - 1))) {
+      const tag = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 66))
+      if (tag === null) {
+        i++
+      } else {
+        const end = text.indexOf(tag[0], i + tag[0].length)
+        i = end < 0 ? n : end + tag[0].length
+      }
+    } else if (c === 0x28 /* ( */) {
+      depth++
+      i++
+    } else if (c === 0x29 /* ) */) {
+      if (depth > 0) depth--
+      i++
+    } else if (c === 0x3b /* ; */ && depth === 0) {
+      push(statements, text.slice(start, i))
+      start = ++i
+    } else {
+      i++
+    }
+  }
+  push(statements, text.slice(start))
+  return statements
+}
+
+function push(statements: string[], piece: string): void {
+  if (/[^\s;]/.test(stripComments(piece))) statements.push(piece.trim())
+}
+
+/** A piece made only of comments is not a statement (the server sends no CommandComplete for it). */
+function stripComments(piece: string): string {
+  return piece.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '')
+}
+
+/** `E'...'` (and `e'...'`) strings take backslash escapes whatever standard_conforming_strings says. */
+function isEscapePrefix(text: string, quote: number): boolean {
+  const prefix = text.charCodeAt(quote - 1)
+  return (prefix === 0x45 || prefix === 0x65) && !isIdentifierChar(text.charCodeAt(quote - 2))
+}
+
+function skipQuoted(text: string, i: number, quote: number, backslashEscapes: boolean): number {
+  const n = text.length
+  while (i < n) {
+    const c = text.charCodeAt(i)
+    if (backslashEscapes && c === 0x5c /* \ */) {
+      i += 2
+    } else if (c === quote) {
+      if (text.charCodeAt(i + 1) === quote) i += 2
+      else return i + 1
+    } else {
+      i++
+    }
+  }
+  return n
+}
+
+function skipBlockComment(text: string, i: number): number {
+  let depth = 1
+  const n = text.length
+  while (i < n && depth > 0) {
+    if (text.charCodeAt(i) === 0x2f && text.charCodeAt(i + 1) === 0x2a) {
+      depth++
+      i += 2
+    } else if (text.charCodeAt(i) === 0x2a && text.charCodeAt(i + 1) === 0x2f) {
+      depth--
+      i += 2
+    } else {
+      i++
+    }
+  }
+  return i
+}
+
+function isIdentifierChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c >= 0x80
+}
