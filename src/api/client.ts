@@ -8,6 +8,9 @@ export interface ConnectionSummary {
   name: string
   type: string
   description: string | null
+  /** Database connections: the upstream database and user, for DSNs and prompts (never the password). */
+  database?: string
+  user?: string
 }
 
 export interface WhoAmI {

@@ -4,10 +4,12 @@
  */
 import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
-import { GatewayClient } from '../api/client.js'
+import { randomBytes } from 'node:crypto'
+import { type ConnectionSummary, GatewayClient } from '../api/client.js'
 import type { ClientCredentials } from '../auth/index.js'
 import { AirlockError } from '../errors.js'
-import { type ConnectEvent, type LocalListener, listenLocal, openTunnel } from '../tunnel/index.js'
+import { createPostgresFront } from '../protocols/postgres/front.js'
+import { type ConnectEvent, type LocalFront, type LocalListener, listenLocal, openTunnel } from '../tunnel/index.js'
 import { VERSION } from '../version.js'
 
 export interface ConnectOptions {
@@ -15,20 +17,30 @@ export interface ConnectOptions {
   connection: string
   port: number
   onEvent: (event: ConnectEvent) => void
+  /** Database connections: require a per-run local secret from local clients (default true). */
+  localSecret?: boolean
 }
 
 export interface Connected {
   listener: LocalListener
-  /** The connection's type as the gateway reports it. */
-  type: string
+  connection: ConnectionSummary
+  /** The password local clients must present, when the connection's front checks one. */
+  localSecret: string | undefined
 }
 
 /** Checks the connection is usable (fails fast with the gateway's reason), then listens. */
 export async function startConnect(options: ConnectOptions): Promise<Connected> {
-  const summary = await new GatewayClient(options.credentials).connection(options.connection)
+  const connection = await new GatewayClient(options.credentials).connection(options.connection)
+  let localSecret: string | undefined
+  let front: LocalFront | undefined
+  if (connection.type === 'postgres') {
+    localSecret = options.localSecret === false ? undefined : randomBytes(24).toString('base64url')
+    front = createPostgresFront({ localSecret })
+  }
   const listener = await listenLocal({
     port: options.port,
     onEvent: options.onEvent,
+    ...(front === undefined ? {} : { front }),
     open: (params) =>
       openTunnel({
         gateway: options.credentials.gateway,
@@ -38,14 +50,51 @@ export async function startConnect(options: ConnectOptions): Promise<Connected> 
         ...(params === undefined ? {} : { params }),
       }),
   })
-  return { listener, type: summary.type }
+  return { listener, connection, localSecret }
 }
 
-/** Environment for a command run against the tunnel: where to connect, nothing that leaks. */
-export function commandEnvironment(listener: LocalListener, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+/**
+ * Environment for a command run against the tunnel: where to connect and, for Postgres, the libpq
+ * variables (the local secret as PGPASSWORD); never the gateway token, and none of the libpq
+ * settings that could send the client elsewhere or change the session behind the gateway's back.
+ */
+export function commandEnvironment(connected: Connected, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const { listener, connection, localSecret } = connected
   const env: NodeJS.ProcessEnv = { ...base, AIRLOCK_HOST: listener.host, AIRLOCK_PORT: String(listener.port) }
   delete env.AIRLOCK_TOKEN
+  if (connection.type === 'postgres') {
+    for (const name of ['PGOPTIONS', 'PGSERVICE', 'PGSERVICEFILE', 'PGPASSFILE', 'PGHOSTADDR', 'PGSSLCERT', 'PGSSLKEY', 'PGREQUIRESSL']) delete env[name]
+    Object.assign(env, {
+      PGHOST: listener.host,
+      PGPORT: String(listener.port),
+      PGUSER: connection.user ?? 'airlock',
+      PGDATABASE: connection.database ?? connection.name,
+      PGSSLMODE: 'disable',
+      PGGSSENCMODE: 'disable',
+      DATABASE_URL: postgresUrl(connected),
+    })
+    if (localSecret === undefined) delete env.PGPASSWORD
+    else env.PGPASSWORD = localSecret
+  }
   return env
+}
+
+/** `postgresql://user:secret@127.0.0.1:port/db?sslmode=disable` — always the IP, never `localhost`. */
+export function postgresUrl(connected: Connected): string {
+  const { listener, connection, localSecret } = connected
+  const user = encodeURIComponent(connection.user ?? 'airlock')
+  const auth = localSecret === undefined ? user : `${user}:${encodeURIComponent(localSecret)}`
+  return `postgresql://${auth}@${listener.host}:${listener.port}/${encodeURIComponent(connection.database ?? connection.name)}?sslmode=disable`
+}
+
+/** How to reach the tunnel, for the status display. */
+export function connectInstructions(connected: Connected): string[] {
+  const { listener, connection } = connected
+  if (connection.type === 'postgres') {
+    const url = postgresUrl(connected)
+    return [`DSN   ${url}`, `psql  psql "${url}"`]
+  }
+  return [`point your client at host ${listener.host} port ${listener.port}`]
 }
 
 /**

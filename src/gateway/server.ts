@@ -18,6 +18,8 @@ import { type Authenticator, createAuthenticator, hasAnyGroup, type Identity } f
 import type { ConnectionConfig, GatewayConfig, SecretSource } from '../config/index.js'
 import { AirlockError, toAirlockError } from '../errors.js'
 import type { ProtocolEngine } from '../protocols/engine.js'
+import type { StatementHooks } from '../protocols/hooks.js'
+import { createPostgresEngine } from '../protocols/postgres/engine.js'
 import { tcpEngine } from '../protocols/tcp/engine.js'
 import { CLIENT_HEADER, decodeOpenParams, OPEN_HEADER, type OpenParams, parseClientHeader, PROTOCOL_VERSION } from '../tunnel/protocol.js'
 import { WsTransport } from '../tunnel/transport.js'
@@ -37,6 +39,8 @@ export interface GatewayOptions {
   now?: () => number
   /** Ping interval of each tunnel. */
   keepaliveMs?: number
+  /** Statement hooks per session (policy + audit); allow-all when absent. */
+  hooks?: (session: { id: string; identity: Identity; connection: ConnectionConfig }) => StatementHooks
 }
 
 export interface Gateway {
@@ -50,7 +54,9 @@ export interface Gateway {
   drain(graceMs?: number): Promise<void>
 }
 
-const DEFAULT_ENGINES: Partial<Record<ConnectionConfig['type'], ProtocolEngine>> = { tcp: tcpEngine }
+function defaultEngines(): Partial<Record<ConnectionConfig['type'], ProtocolEngine>> {
+  return { tcp: tcpEngine, postgres: createPostgresEngine() }
+}
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/
 const SESSION_PATH = /^\/v1\/sessions\/([^/]+)$/
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/
@@ -58,7 +64,7 @@ const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config, logger, secrets } = options
   const now = options.now ?? Date.now
-  const engines = options.engines ?? DEFAULT_ENGINES
+  const engines = options.engines ?? defaultEngines()
   const authenticator =
     options.authenticator ?? createAuthenticator({ serviceTokens: config.auth.serviceTokens, now })
   const connections = new Map(config.connections.map((connection) => [connection.name, connection]))
@@ -170,7 +176,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (method === 'GET' && connectionMatch !== null) {
       const identity = await requireIdentity(request)
       const connection = authorize(identity, decodeURIComponent(connectionMatch[1]!))
-      return sendJson(response, 200, { name: connection.name, type: connection.type, description: connection.description ?? null })
+      return sendJson(response, 200, {
+        name: connection.name,
+        type: connection.type,
+        description: connection.description ?? null,
+        ...(connection.type === 'postgres' || connection.type === 'mysql' ? { database: connection.upstream.database, user: connection.upstream.user } : {}),
+      })
     }
     if (method === 'GET' && url.pathname === '/v1/sessions') {
       await requireAdmin(request)
@@ -270,7 +281,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const startedAt = now()
     let reason
     try {
-      const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger })
+      const hooks = options.hooks?.({ id, identity, connection })
+      const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, ...(hooks ? { hooks } : {}) })
       if (transport.closed) {
         reason = { message: 'client left before the upstream was ready' }
       } else {

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino'
 import type { Identity } from '../auth/identity.js'
 import type { ConnectionConfig, SecretSource } from '../config/index.js'
+import type { StatementHooks } from './hooks.js'
 import type { OpenParams } from '../tunnel/protocol.js'
 import type { CloseReason, Transport } from '../tunnel/transport.js'
 
@@ -16,6 +17,8 @@ export interface EngineSession {
   transport: Transport
   secrets: SecretSource
   logger: Logger
+  /** Policy and audit for each statement; engines that do not parse statements ignore it. */
+  hooks?: StatementHooks
 }
 
 export interface ProtocolEngine {

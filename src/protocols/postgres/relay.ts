@@ -1,0 +1,488 @@
+/**
+ * The post-startup Postgres relay: frontend messages from the tunnel to the upstream socket and
+ * backend messages back, with every statement passing `StatementHooks.begin` before it is
+ * forwarded and `end` once its result is known.
+ *
+ *   client (tunnel)                  relay                               upstream
+ *     │── Query "a; b" ─────────────▶ begin(a), begin(b) ── Query ──────▶│
+ *     │◀── T D* C(a) T D* C(b) Z ──── end(a), end(b) ◀──────────────────│
+ *     │── P B E(x) P B E(y) S ──────▶ begin(x) … begin(y): denied ───────▶│ P B E P(fails) B E S
+ *     │◀── 1 2 C(x) 1 2 E(42501) Z ── error rewritten as the guardrail's ◀│ 1 2 C 1 2 E(42601) … Z
+ *
+ * A denied statement is replaced upstream by one that fails at parse time, so the server's own
+ * error handling (abort the transaction, discard until Sync) keeps both sides' transaction state
+ * identical; the server's error comes back rewritten as SQLSTATE 42501, routine airlock_guardrail.
+ *
+ * Hot path: frames are subarrays of the read chunks; unchanged frames that lie next to each other
+ * in memory go out as one slice, so a chunk of untouched messages is written once, uncopied.
+ */
+import { performance } from 'node:perf_hooks'
+import type { Socket } from 'node:net'
+import type { StatementContext, StatementHooks, StatementPlan, Verdict } from '../hooks.js'
+import type { CloseReason, Transport } from '../../tunnel/transport.js'
+import { type Frame, MessageFramer, ProtocolError } from './framer.js'
+import {
+  type ErrorFields,
+  getField,
+  parseBind,
+  parseClose,
+  parseCommandComplete,
+  parseErrorFields,
+  parseExecute,
+  parseFunctionCall,
+  parseParse,
+  parseQuery,
+  parseReadyForQuery,
+  serializeErrorResponse,
+  serializeParse,
+  serializeQuery,
+} from './messages.js'
+import { BackendMessage, ErrorField, FrontendMessage } from './protocol.js'
+import { splitStatements } from './split.js'
+
+/** Fails in the server's parser whatever the session state, so nothing of it can run. */
+export const BLOCKED_SQL = 'AIRLOCK GUARDRAIL BLOCKED THIS STATEMENT'
+/** Largest frontend message accepted (a Bind with a large bytea, a long Query). */
+export const MAX_FRONTEND_MESSAGE = 256 * 1024 * 1024
+
+export interface SessionInfo {
+  id: string
+  identity: StatementContext['session']['identity']
+  connection: string
+}
+
+/** One frontend message that the server will answer, in the order sent. */
+type Pending =
+  | { kind: 'query'; statements: Tracked[]; index: number; blocked: Verdict | undefined }
+  | { kind: 'execute'; statement: Tracked; blocked: Verdict | undefined }
+  | { kind: 'function'; statement: Tracked; blocked: Verdict | undefined }
+  | { kind: 'parse' | 'bind' | 'close' | 'describe' | 'sync' }
+
+interface Tracked {
+  context: StatementContext
+  startedAt: number
+  rows: number
+  done: boolean
+}
+
+export class PostgresRelay {
+  private readonly frontend = new MessageFramer({ maxMessageLength: MAX_FRONTEND_MESSAGE })
+  private readonly pending: Pending[] = []
+  private pendingHead = 0
+  private readonly statements = new Map<string, string>()
+  private readonly portals = new Map<string, { name: string; text: string }>()
+  private sequence = 0
+  /** Frames held while a hook answers asynchronously. */
+  private waiting: Promise<void> | undefined
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly upstream: Socket,
+    private readonly backend: MessageFramer,
+    private readonly hooks: StatementHooks,
+    private readonly session: SessionInfo,
+  ) {}
+
+  /** Relays until either side ends. `greeting` goes to the client first (AuthenticationOk ...). */
+  run(greeting: Buffer): Promise<CloseReason> {
+    const { transport, upstream } = this
+    return new Promise((resolve) => {
+      let done = false
+      const finish = (reason: CloseReason): void => {
+        if (done) return
+        done = true
+        this.skipAll()
+        transport.close(reason)
+        if (reason.code === undefined && !upstream.destroyed) upstream.end(() => upstream.destroy())
+        else upstream.destroy()
+        resolve(reason)
+      }
+      const fail = (error: unknown): void => {
+        if (error instanceof ProtocolError) {
+          const message = `protocol violation: ${error.message}`
+          transport.write(fatal('08P01', message))
+          finish({ code: 'usage', message })
+        } else {
+          finish({ code: 'internal', message: 'internal error in the Postgres relay' })
+        }
+      }
+
+      transport.on('data', (chunk) => {
+        try {
+          this.frontend.push(chunk)
+          if (this.waiting === undefined) this.pumpFrontend()
+        } catch (error) {
+          fail(error)
+        }
+      })
+      transport.on('end', () => upstream.end())
+      transport.on('close', finish)
+      transport.on('drain', () => upstream.resume())
+      upstream.on('drain', () => transport.resume())
+      upstream.on('data', (chunk: Buffer) => {
+        try {
+          this.backend.push(chunk)
+          this.pumpBackend()
+        } catch (error) {
+          fail(error)
+        }
+      })
+      upstream.on('end', () => transport.end())
+      upstream.on('error', (error: NodeJS.ErrnoException) => {
+        finish({ code: 'upstream-unavailable', message: `the database connection failed (${error.code ?? error.message})` })
+      })
+      upstream.on('close', () => finish({ message: 'the database closed the connection' }))
+
+      transport.write(greeting)
+      transport.resume()
+      upstream.resume()
+      // Messages the server sent right after ReadyForQuery during startup are already framed.
+      this.pumpBackend()
+    })
+  }
+
+  // ---- client → server ---------------------------------------------------------------------
+
+  private pumpFrontend(): void {
+    const out = new Batch()
+    for (let frame = this.frontend.next(); frame !== undefined; frame = this.frontend.next()) {
+      const plan = this.onFrontend(frame, out)
+      if (plan !== undefined) {
+        // A hook answered with a promise: hold everything after this frame until it settles.
+        this.flushUpstream(out)
+        this.transport.pause()
+        this.waiting = plan.then(
+          (forward) => {
+            this.waiting = undefined
+            const after = new Batch()
+            forward(after)
+            this.flushUpstream(after)
+            this.transport.resume()
+            this.pumpFrontend()
+          },
+          () => {
+            this.waiting = undefined
+            this.transport.close({ code: 'internal', message: 'internal error in the Postgres relay' })
+          },
+        )
+        return
+      }
+    }
+    this.flushUpstream(out)
+  }
+
+  /** Handles one frontend frame; returns a promise only when a hook answered asynchronously. */
+  private onFrontend(frame: Frame, out: Batch): Promise<(out: Batch) => void> | undefined {
+    switch (frame.type) {
+      case FrontendMessage.Query: {
+        const text = parseQuery(frame.body)
+        const statements = splitStatements(text).map((sql) => this.track(/^\s*copy\b/i.test(sql) ? 'copy' : 'simple', sql))
+        return this.decide(statements, out, (verdict, batch) => {
+          this.pending.push({ kind: 'query', statements, index: 0, blocked: verdict })
+          batch.add(verdict === undefined ? frame.raw : serializeQuery(BLOCKED_SQL))
+        })
+      }
+      case FrontendMessage.Parse: {
+        const { name, query } = parseParse(frame.body)
+        this.statements.set(name, query)
+        this.pending.push({ kind: 'parse' })
+        out.add(frame.raw)
+        return undefined
+      }
+      case FrontendMessage.Bind: {
+        const { portal, statement } = parseBind(frame.body)
+        this.portals.set(portal, { name: statement, text: this.statements.get(statement) ?? '' })
+        this.pending.push({ kind: 'bind' })
+        out.add(frame.raw)
+        return undefined
+      }
+      case FrontendMessage.Execute: {
+        const { portal } = parseExecute(frame.body)
+        const bound = this.portals.get(portal)
+        const text = bound?.text ?? ''
+        const statement = this.track(/^\s*copy\b/i.test(text) ? 'copy' : 'extended', text, bound?.name ?? '')
+        return this.decide([statement], out, (verdict, batch) => {
+          this.pending.push({ kind: 'execute', statement, blocked: verdict })
+          batch.add(verdict === undefined ? frame.raw : serializeParse({ name: '', query: BLOCKED_SQL }))
+        })
+      }
+      case FrontendMessage.FunctionCall: {
+        const { oid } = parseFunctionCall(frame.body)
+        const statement = this.track('function-call', `function ${oid}`)
+        return this.decide([statement], out, (verdict, batch) => {
+          this.pending.push({ kind: 'function', statement, blocked: verdict })
+          batch.add(verdict === undefined ? frame.raw : serializeQuery(BLOCKED_SQL))
+        })
+      }
+      case FrontendMessage.Close: {
+        const { kind, name } = parseClose(frame.body)
+        if (kind === 'S') this.statements.delete(name)
+        else this.portals.delete(name)
+        this.pending.push({ kind: 'close' })
+        out.add(frame.raw)
+        return undefined
+      }
+      case FrontendMessage.Describe:
+        this.pending.push({ kind: 'describe' })
+        out.add(frame.raw)
+        return undefined
+      case FrontendMessage.Sync:
+        this.pending.push({ kind: 'sync' })
+        out.add(frame.raw)
+        return undefined
+      case FrontendMessage.Flush:
+      case FrontendMessage.CopyData:
+      case FrontendMessage.CopyDone:
+      case FrontendMessage.CopyFail:
+      case FrontendMessage.Terminate:
+        out.add(frame.raw)
+        return undefined
+      default:
+        throw new ProtocolError('malformed', `unexpected frontend message ${JSON.stringify(String.fromCharCode(frame.type))}`)
+    }
+  }
+
+  /**
+   * Runs `begin` for each statement; `forward` receives the first denying verdict (or none).
+   * Synchronous answers forward at once; any promise defers the forward until all settle.
+   */
+  private decide(
+    statements: Tracked[],
+    out: Batch,
+    forward: (verdict: Verdict | undefined, batch: Batch) => void,
+  ): Promise<(out: Batch) => void> | undefined {
+    const plans = statements.map((statement) => this.hooks.begin(statement.context))
+    if (plans.every((plan): plan is StatementPlan => !(plan instanceof Promise))) {
+      forward(firstDenial(plans), out)
+      return undefined
+    }
+    return Promise.all(plans).then(
+      (settled) => (batch: Batch) => forward(firstDenial(settled), batch),
+      // A hook that fails blocks: fail closed.
+      () => (batch: Batch) => forward({ allow: false, rule: 'airlock-internal', message: 'the statement could not be checked' }, batch),
+    )
+  }
+
+  private track(path: StatementContext['path'], text: string, statementName?: string): Tracked {
+    const context: StatementContext = {
+      session: this.session,
+      sequence: ++this.sequence,
+      path,
+      text,
+      ...(statementName === undefined ? {} : { statementName }),
+    }
+    return { context, startedAt: performance.now(), rows: 0, done: false }
+  }
+
+  private flushUpstream(out: Batch): void {
+    if (out.isEmpty()) return
+    let ok = true
+    for (const piece of out.take()) ok = this.upstream.write(piece) && ok
+    if (!ok) this.transport.pause()
+  }
+
+  // ---- server → client ---------------------------------------------------------------------
+
+  private pumpBackend(): void {
+    const out = new Batch()
+    for (let frame = this.backend.next(); frame !== undefined; frame = this.backend.next()) {
+      out.add(this.onBackend(frame))
+    }
+    if (out.isEmpty()) return
+    let ok = true
+    for (const piece of out.take()) ok = this.transport.write(piece) && ok
+    if (!ok) this.upstream.pause()
+  }
+
+  private get head(): Pending | undefined {
+    return this.pending[this.pendingHead]
+  }
+
+  private shift(): Pending | undefined {
+    const head = this.pending[this.pendingHead++]
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead)
+      this.pendingHead = 0
+    }
+    return head
+  }
+
+  /** Returns the bytes to send the client for this frame (the frame itself unless rewritten). */
+  private onBackend(frame: Frame): Buffer {
+    const head = this.head
+    switch (frame.type) {
+      case BackendMessage.DataRow:
+        if (head?.kind === 'query') {
+          const statement = head.statements[head.index]
+          if (statement !== undefined) statement.rows++
+        } else if (head?.kind === 'execute') {
+          head.statement.rows++
+        }
+        return frame.raw
+      case BackendMessage.CommandComplete:
+      case BackendMessage.EmptyQueryResponse: {
+        const tag = frame.type === BackendMessage.CommandComplete ? parseCommandComplete(frame.body) : undefined
+        if (head?.kind === 'query') {
+          const statement = head.statements[head.index]
+          if (statement !== undefined) {
+            this.end(statement, 'ok', tag)
+            head.index++
+          }
+        } else if (head?.kind === 'execute') {
+          this.end(head.statement, 'ok', tag)
+          this.shift()
+        }
+        return frame.raw
+      }
+      case BackendMessage.PortalSuspended:
+        if (head?.kind === 'execute') {
+          this.end(head.statement, 'ok', 'SUSPENDED')
+          this.shift()
+        }
+        return frame.raw
+      case BackendMessage.FunctionCallResponse:
+        if (head?.kind === 'function') this.end(head.statement, 'ok')
+        return frame.raw
+      case BackendMessage.ParseComplete:
+      case BackendMessage.BindComplete:
+      case BackendMessage.CloseComplete:
+      case BackendMessage.NoData:
+        if (head !== undefined && head.kind !== 'query' && head.kind !== 'function') this.shift()
+        return frame.raw
+      case BackendMessage.RowDescription:
+        if (head?.kind === 'describe') this.shift()
+        return frame.raw
+      case BackendMessage.ErrorResponse:
+        return this.onError(frame)
+      case BackendMessage.ReadyForQuery: {
+        parseReadyForQuery(frame.body)
+        // Everything before the Sync/Query this answers has been answered or skipped.
+        for (let pending = this.shift(); pending !== undefined; pending = this.shift()) {
+          this.skip(pending)
+          if (pending.kind === 'sync' || pending.kind === 'query' || pending.kind === 'function') break
+        }
+        return frame.raw
+      }
+      default:
+        return frame.raw
+    }
+  }
+
+  private onError(frame: Frame): Buffer {
+    const head = this.head
+    if (head === undefined) return frame.raw
+    const fields = parseErrorFields(frame.body)
+    const sqlstate = getField(fields, ErrorField.Code)
+    if (head.kind === 'query') {
+      const statement = head.statements[head.index]
+      if (head.blocked !== undefined) {
+        for (const each of head.statements) this.end(each, 'blocked', undefined, '42501')
+        return guardrailError(head.blocked, fields)
+      }
+      if (statement !== undefined) this.end(statement, 'error', undefined, sqlstate)
+      return frame.raw
+    }
+    if (head.kind === 'function') {
+      if (head.blocked !== undefined) {
+        this.end(head.statement, 'blocked', undefined, '42501')
+        return guardrailError(head.blocked, fields)
+      }
+      this.end(head.statement, 'error', undefined, sqlstate)
+      return frame.raw
+    }
+    if (head.kind === 'sync') return frame.raw
+    // Extended protocol: this error answers the head message; the server now skips to Sync.
+    this.shift()
+    while (this.head !== undefined && this.head.kind !== 'sync') this.skip(this.shift()!)
+    if (head.kind === 'execute') {
+      if (head.blocked !== undefined) {
+        this.end(head.statement, 'blocked', undefined, '42501')
+        return guardrailError(head.blocked, fields)
+      }
+      this.end(head.statement, 'error', undefined, sqlstate)
+    }
+    return frame.raw
+  }
+
+  private skip(pending: Pending): void {
+    if (pending.kind === 'query') for (const statement of pending.statements) this.end(statement, 'skipped')
+    else if (pending.kind === 'execute' || pending.kind === 'function') this.end(pending.statement, 'skipped')
+  }
+
+  private skipAll(): void {
+    for (let pending = this.shift(); pending !== undefined; pending = this.shift()) this.skip(pending)
+  }
+
+  private end(statement: Tracked, outcome: 'ok' | 'error' | 'blocked' | 'skipped', command?: string, sqlstate?: string): void {
+    if (statement.done) return
+    statement.done = true
+    this.hooks.end(statement.context, {
+      outcome,
+      rows: statement.rows,
+      durationMs: performance.now() - statement.startedAt,
+      ...(command === undefined ? {} : { command }),
+      ...(sqlstate === undefined ? {} : { sqlstate }),
+    })
+  }
+}
+
+/** A FATAL ErrorResponse for failures of the relay itself. */
+export function fatal(sqlstate: string, message: string, hint?: string): Buffer {
+  const fields: ErrorFields = [
+    [ErrorField.Severity, 'FATAL'],
+    [ErrorField.SeverityV, 'FATAL'],
+    [ErrorField.Code, sqlstate],
+    [ErrorField.Message, message],
+  ]
+  if (hint !== undefined) fields.push([ErrorField.Hint, hint])
+  return serializeErrorResponse(fields)
+}
+
+function firstDenial(plans: readonly StatementPlan[]): Verdict | undefined {
+  return plans.find((plan) => !plan.verdict.allow)?.verdict
+}
+
+/**
+ * The server's error for the stand-in statement, rewritten as the guardrail's: SQLSTATE 42501,
+ * routine airlock_guardrail, the rule in the message. Severity stays the server's (ERROR).
+ */
+function guardrailError(verdict: Verdict, upstream: ErrorFields): Buffer {
+  if (verdict.allow) throw new Error('guardrailError needs a denial')
+  const severity = getField(upstream, ErrorField.Severity) ?? 'ERROR'
+  const fields: ErrorFields = [
+    [ErrorField.Severity, severity],
+    [ErrorField.SeverityV, getField(upstream, ErrorField.SeverityV) ?? severity],
+    [ErrorField.Code, '42501'],
+    [ErrorField.Message, `blocked by airlock guardrail ${verdict.rule}: ${verdict.message}`],
+    [ErrorField.Routine, 'airlock_guardrail'],
+  ]
+  if (verdict.hint !== undefined) fields.splice(4, 0, [ErrorField.Hint, verdict.hint])
+  return serializeErrorResponse(fields)
+}
+
+/**
+ * Outgoing buffers for one write: slices that are adjacent in the same memory are merged, so an
+ * unchanged run of messages from one read goes out as one uncopied slice.
+ */
+class Batch {
+  private pieces: Buffer[] = []
+
+  add(piece: Buffer): void {
+    const last = this.pieces[this.pieces.length - 1]
+    if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
+      this.pieces[this.pieces.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length)
+    } else {
+      this.pieces.push(piece)
+    }
+  }
+
+  isEmpty(): boolean {
+    return this.pieces.length === 0
+  }
+
+  take(): Buffer[] {
+    const pieces = this.pieces
+    this.pieces = []
+    return pieces
+  }
+}
