@@ -2,6 +2,7 @@
 import type { ClientCredentials } from '../auth/index.js'
 import { AirlockError, isErrorCode } from '../errors.js'
 import type { SessionInfo } from '../gateway/sessions.js'
+import { unreachable } from '../tunnel/client.js'
 import { VERSION } from '../version.js'
 
 export interface ConnectionSummary {
@@ -62,10 +63,7 @@ export class GatewayClient {
       })
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause
-      throw new AirlockError('gateway-unreachable', `cannot reach the gateway at ${this.credentials.gateway.origin} (${cause?.code ?? (error as Error).name})`, {
-        hint: 'check AIRLOCK_GATEWAY and that the gateway is running',
-        cause: error,
-      })
+      throw unreachable(this.credentials.gateway, { code: cause?.code ?? (error as Error).name, message: (error as Error).message })
     }
     const text = await response.text()
     let body: unknown

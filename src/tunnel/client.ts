@@ -105,10 +105,14 @@ export async function readErrorBody(response: IncomingMessage): Promise<AirlockE
   })
 }
 
-export function unreachable(gateway: URL, error: NodeJS.ErrnoException): AirlockError {
+/** The gateway could not be reached; a certificate problem gets its own advice. */
+export function unreachable(gateway: URL, error: { code?: string; message: string }): AirlockError {
   const reason = error.code ?? error.message
+  const certificate = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(reason)
   return new AirlockError('gateway-unreachable', `cannot reach the gateway at ${gateway.origin} (${reason})`, {
-    hint: 'check the gateway URL and that the gateway is running (`airlock status`)',
+    hint: certificate
+      ? "the gateway's TLS certificate is not trusted here: if it comes from a private CA, set NODE_EXTRA_CA_CERTS=/path/to/ca.pem"
+      : 'check AIRLOCK_GATEWAY and that the gateway is running',
     cause: error,
   })
 }

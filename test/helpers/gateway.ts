@@ -36,6 +36,8 @@ export interface TestGatewayOptions {
   env?: NodeJS.ProcessEnv
   /** Files written next to the config before the gateway starts (e.g. {file} secrets), by relative name. */
   files?: Record<string, string>
+  /** Serve HTTPS with this certificate (absolute paths). */
+  tls?: { cert: string; key: string }
 }
 
 export function makeTokens(): TestTokens {
@@ -45,7 +47,7 @@ export function makeTokens(): TestTokens {
 export function writeGatewayConfig(options: TestGatewayOptions, tokens: TestTokens): { dir: string; configFile: string } {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-gw-'))
   const config = {
-    listen: { host: '127.0.0.1', port: 0 },
+    listen: { host: '127.0.0.1', port: 0, ...(options.tls ? { tls: options.tls } : {}) },
     auth: {
       adminGroups: ['platform'],
       serviceTokens: [

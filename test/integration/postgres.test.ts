@@ -15,6 +15,7 @@ import { MessageFramer } from '../../src/protocols/postgres/framer.js'
 import {
   getField,
   parseErrorFields,
+  parseNegotiateProtocolVersion,
   parseReadyForQuery,
   serializeBind,
   serializeExecute,
@@ -23,7 +24,7 @@ import {
   serializeStartup,
   serializeSync,
 } from '../../src/protocols/postgres/messages.js'
-import { ErrorField } from '../../src/protocols/postgres/protocol.js'
+import { ErrorField, PROTOCOL_3_0, PROTOCOL_3_2 } from '../../src/protocols/postgres/protocol.js'
 import { startInProcessGateway, type InProcessGateway } from '../helpers/inprocess-gateway.js'
 import { pgBinary, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
 import { airlock, spawnAirlock, type Spawned, transcript } from '../helpers/processes.js'
@@ -320,6 +321,20 @@ describe('a pipelined extended-protocol batch', () => {
     expect(getField(error, ErrorField.Routine)).toBe('airlock_guardrail')
     expect(parseReadyForQuery(messages[6]!.body)).toBe('I')
     expect(messages[9]!.body.subarray(6).toString()).toBe('100')
+    socket.destroy()
+  })
+})
+
+describe('protocol negotiation', () => {
+  it('answers protocol 3.2 and _pq_ options with NegotiateProtocolVersion 3.0, then carries on', async () => {
+    const socket = tcpConnect({ host: '127.0.0.1', port })
+    await once(socket, 'connect')
+    socket.write(serializeStartup({ user: 'app', database: 'app', '_pq_.airlock_test': '1' }, PROTOCOL_3_2))
+    const frames = await readUntil(socket, (frame) => frame.type === 0x52 /* R */)
+    expect(frames.map((frame) => String.fromCharCode(frame.type)).join('')).toBe('vR')
+    expect(parseNegotiateProtocolVersion(frames[0]!.body)).toMatchObject({ newestVersion: PROTOCOL_3_0, unrecognized: ['_pq_.airlock_test'] })
+    socket.write(serializePassword(decodeURIComponent(new URL(dsn).password)))
+    await readUntilReady(socket, 1)
     socket.destroy()
   })
 })

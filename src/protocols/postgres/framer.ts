@@ -57,7 +57,8 @@ const DEFAULT_MAX_STARTUP_LENGTH = 10_000
 
 /**
  * A FIFO of pushed chunks read without copying. `take` hands out a subarray when the bytes lie in
- * one chunk; otherwise it assembles them into one buffer, copying each byte once as it arrives.
+ * one chunk; otherwise it assembles them into one buffer allocated at their final size, copying
+ * each byte once and releasing consumed chunks as it goes.
  */
 class ChunkQueue {
   private chunks: Buffer[] = []
@@ -103,11 +104,7 @@ class ChunkQueue {
     const position = this.offset + index
     if (position + 4 <= first.length) return first.readInt32BE(position)
     return (
-      ((this.byteAt(index) << 24) |
-        (this.byteAt(index + 1) << 16) |
-        (this.byteAt(index + 2) << 8) |
-        this.byteAt(index + 3)) |
-      0
+      (this.byteAt(index) << 24) | (this.byteAt(index + 1) << 16) | (this.byteAt(index + 2) << 8) | this.byteAt(index + 3)
     )
   }
 

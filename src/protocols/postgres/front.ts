@@ -19,7 +19,7 @@ import type { OpenedTunnel } from '../../tunnel/client.js'
 import type { FrontResult, LocalFront } from '../../tunnel/local.js'
 import { MessageFramer, ProtocolError, parseStartupPacket, StartupFramer } from './framer.js'
 import { parsePassword, serializeAuthentication, serializeNegotiateProtocolVersion } from './messages.js'
-import { AuthenticationType, FrontendMessage } from './protocol.js'
+import { AuthenticationType, FrontendMessage, PROTOCOL_3_0 } from './protocol.js'
 import { fatal } from './relay.js'
 
 export interface PostgresFrontOptions {
@@ -105,7 +105,7 @@ export function createPostgresFront(options: PostgresFrontOptions): LocalFront {
             if (parsed.major !== 3) throw new ProtocolError('unsupported', `unsupported frontend protocol ${parsed.major}.${parsed.minor}`)
             const extensions = [...parsed.params.keys()].filter((name) => name.startsWith('_pq_.'))
             // We speak 3.0: say so (and which _pq_ options we ignore) before anything else.
-            if (parsed.minor > 0 || extensions.length > 0) socket.write(serializeNegotiateProtocolVersion(0, extensions))
+            if (parsed.minor > 0 || extensions.length > 0) socket.write(serializeNegotiateProtocolVersion(PROTOCOL_3_0, extensions))
             const params = Object.fromEntries([...parsed.params].filter(([name]) => !name.startsWith('_pq_.')))
             tunnel = open({ startup: params })
             tunnel.catch(() => {})

@@ -130,9 +130,14 @@ export interface CopyResponse {
   columnFormats: number[]
 }
 
-/** A NegotiateProtocolVersion: the newest minor version the server speaks and the options it ignored. */
+/** A NegotiateProtocolVersion: the newest protocol version the server speaks and the options it ignored. */
 export interface NegotiateProtocolVersion {
-  newestMinor: number
+  /**
+   * The whole version code, `major << 16 | minor` (196608 for 3.0), not just the minor number:
+   * the protocol documentation says "newest minor version", but servers send, and libpq reads,
+   * the full code.
+   */
+  newestVersion: number
   unrecognized: string[]
 }
 
@@ -524,12 +529,12 @@ export function parseFunctionCallResponse(body: Buffer): Buffer | null {
 /** NegotiateProtocolVersion (`v`). */
 export function parseNegotiateProtocolVersion(body: Buffer): NegotiateProtocolVersion {
   const reader = new Reader(body, 'NegotiateProtocolVersion')
-  const newestMinor = reader.int32()
+  const newestVersion = reader.int32()
   const count = reader.int32()
   if (count < 0 || count > reader.remaining) throw reader.malformed(`count ${count} exceeds the body`)
   const unrecognized = readStringList(reader, count)
   reader.end()
-  return { newestMinor, unrecognized }
+  return { newestVersion, unrecognized }
 }
 
 // Writing ----------------------------------------------------------------------------------------
@@ -841,7 +846,9 @@ export function serializeReadyForQuery(status: TransactionState): Buffer {
 export function serializeErrorFields(type: number, fields: ErrorFields): Buffer {
   let size = 1
   for (const [code, value] of fields) {
-    if (!Number.isInteger(code) || code < 1 || code > 0xff) throw new ProtocolError('malformed', `field code ${code} is not a non-zero byte`)
+    if (!Number.isInteger(code) || code < 1 || code > 0xff) {
+      throw new ProtocolError('malformed', `field code ${code} is not a non-zero byte`)
+    }
     size += 1 + cstringSize(value)
   }
   const writer = Writer.message(type, size)
@@ -859,11 +866,14 @@ export function serializeNoticeResponse(fields: ErrorFields): Buffer {
   return serializeErrorFields(BackendMessage.NoticeResponse, fields)
 }
 
-/** NegotiateProtocolVersion (`v`). */
-export function serializeNegotiateProtocolVersion(newestMinor: number, unrecognized: readonly string[]): Buffer {
+/**
+ * NegotiateProtocolVersion (`v`). `newestVersion` is the whole version code, e.g.
+ * {@link PROTOCOL_3_0}: libpq reads it as `major << 16 | minor`.
+ */
+export function serializeNegotiateProtocolVersion(newestVersion: number, unrecognized: readonly string[]): Buffer {
   let size = 8
   for (const option of unrecognized) size += cstringSize(option)
-  const writer = Writer.message(BackendMessage.NegotiateProtocolVersion, size).int32(newestMinor).int32(unrecognized.length)
+  const writer = Writer.message(BackendMessage.NegotiateProtocolVersion, size).int32(newestVersion).int32(unrecognized.length)
   for (const option of unrecognized) writer.cstring(option)
   return writer.done()
 }

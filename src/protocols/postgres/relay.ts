@@ -42,8 +42,8 @@ import { splitStatements } from './split.js'
 
 /** Fails in the server's parser whatever the session state, so nothing of it can run. */
 export const BLOCKED_SQL = 'AIRLOCK GUARDRAIL BLOCKED THIS STATEMENT'
-/** Largest frontend message accepted (a Bind with a large bytea, a long Query). */
-export const MAX_FRONTEND_MESSAGE = 256 * 1024 * 1024
+/** Largest frontend message accepted (a Bind with a large bytea, a long Query); allocated when its header arrives, so it bounds per-connection memory. */
+export const MAX_FRONTEND_MESSAGE = 64 * 1024 * 1024
 
 export interface SessionInfo {
   id: string

@@ -47,6 +47,20 @@ const DEFAULT_CACHE_ENTRIES = 64
 const GS2_HEADER = 'n,,'
 const CHANNEL_BINDING = Buffer.from(GS2_HEADER).toString('base64')
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
+/** RFC 5802 §7 server-error-value tokens. */
+const SERVER_ERRORS = new Set([
+  'invalid-encoding',
+  'extensions-not-supported',
+  'invalid-proof',
+  'channel-bindings-dont-match',
+  'server-does-support-channel-binding',
+  'channel-binding-not-supported',
+  'unsupported-channel-binding-type',
+  'unknown-user',
+  'invalid-username-encoding',
+  'no-resources',
+  'other-error',
+])
 /** RFC 5802 `printable`: %x21-2B / %x2D-7E, i.e. visible ASCII except ','. */
 const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/
 
@@ -197,8 +211,8 @@ export class ScramClient {
     const attributes = parseAttributes(serverFinal, 'server-final-message')
     const [first] = attributes
     if (first?.[0] === 'e') {
-      // server-error-value is a short token such as "invalid-proof"; keep it only if it looks like one.
-      const value = /^[a-z0-9-]{1,64}$/.test(first[1]) ? first[1] : 'unknown'
+      // Only the RFC's own tokens are repeated: anything else could be text the server chose.
+      const value = SERVER_ERRORS.has(first[1]) ? first[1] : 'unrecognised error'
       throw new ScramError('server-error', `server reported SCRAM error: ${value}`)
     }
     if (first?.[0] !== 'v') throw new ScramError('malformed', 'server-final-message lacks v=')
