@@ -148,6 +148,19 @@ describe('psql through airlock connect', () => {
     expect(result.code).toBe(0)
   })
 
+  it('refuses startup options that would change the session behind the gateway (PGOPTIONS)', async () => {
+    const url = new URL(dsn)
+    const child = spawn(pgBinary('psql'), ['-X', '-tAc', 'select 1'], {
+      env: { ...process.env, PGHOST: url.hostname, PGPORT: url.port, PGUSER: 'app', PGDATABASE: 'app', PGPASSWORD: decodeURIComponent(url.password), PGSSLMODE: 'disable', PGOPTIONS: '-c role=postgres' },
+    })
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/startup parameter "options" is not allowed through Airlock/)
+    expect(stderr).toMatch(/HINT:.*PGOPTIONS/)
+  })
+
   it('refuses a wrong local secret with 28000 and a hint', async () => {
     const url = new URL(dsn)
     const child = spawn(pgBinary('psql'), ['-X', '-tAc', 'select 1'], {
