@@ -76,7 +76,8 @@ const SENSITIVE_HEADER = /authorization|cookie|passw(?:or)?d|secret|token|api[-_
 /** Environment variable names whose value is a credential: such a variable's value must be a reference. */
 const SENSITIVE_ENV = /passw(?:or)?d|secret|token|api_?key|access_?key|private_?key|credential/i
 
-const MIN_PAYLOAD = 64 * 1024
+/** The tunnel's largest frame (256 KiB, MAX_FRAME) plus room for control messages. */
+const MIN_PAYLOAD = 320 * 1024
 
 const DATE_EXAMPLE = 'expected a date like 2027-01-01 or 2027-01-01T12:00:00Z'
 

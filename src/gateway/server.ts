@@ -250,13 +250,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       (admitted) => {
         wss.handleUpgrade(request, socket, head, (ws) => {
           const transport = new WsTransport(ws, options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs })
-          const session = sessions.add({
-            identity: admitted.identity,
-            connection: admitted.connection.name,
-            clientAddress: clientAddress(request),
-            clientVersion: admitted.clientVersion,
-            transport,
-          })
+          let session
+          try {
+            // Checked again: another upgrade of the same identity may have been admitted meanwhile.
+            session = sessions.add({
+              identity: admitted.identity,
+              connection: admitted.connection.name,
+              clientAddress: clientAddress(request),
+              clientVersion: admitted.clientVersion,
+              transport,
+            })
+          } catch (error) {
+            const failure = toAirlockError(error)
+            countRefusal({ code: failure.code })
+            transport.close(failure.toJSON())
+            return
+          }
           void runSession(session.id, admitted, transport)
         })
       },
@@ -284,10 +293,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const hooks = options.hooks?.({ id, identity, connection })
       const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, ...(hooks ? { hooks } : {}) })
       if (transport.closed) {
+        link.abort()
         reason = { message: 'client left before the upstream was ready' }
       } else {
         transport.control({ type: 'ready', session: id, connection: connection.name })
         reason = await link.relay()
+        transport.close(reason)
       }
     } catch (error) {
       const failure = toAirlockError(error)

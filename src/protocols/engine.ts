@@ -32,4 +32,6 @@ export interface ProtocolEngine {
 export interface UpstreamLink {
   /** Relays until either side ends and resolves with why; closing the transport ends it. */
   relay(): Promise<CloseReason>
+  /** Releases the upstream without relaying (the client left while it was being reached). */
+  abort(): void
 }

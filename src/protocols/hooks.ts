@@ -12,7 +12,11 @@ export interface StatementContext {
   /** 1-based, per session, in the order statements were sent upstream. */
   sequence: number
   path: ProtocolPath
-  /** The statement's SQL (one statement of a multi-statement Query), or `function <oid>` for a FunctionCall. */
+  /**
+   * The statement's SQL (one statement of a multi-statement Query), or `function <oid>` for a
+   * FunctionCall. Empty when the relay cannot know it (an Execute of a statement prepared with SQL
+   * `PREPARE`): a policy must decide such a statement without its text, failing closed.
+   */
   text: string
   /** The prepared statement's name for an extended-protocol Execute ('' for the unnamed one). */
   statementName?: string

@@ -69,6 +69,7 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   private ended = false
   /** Bytes (and a peer `end`) received while held, before the consumer's first `resume`. */
   private backlog: (Buffer | typeof END)[] | undefined = []
+  private backlogBytes = 0
   private heldClose: CloseReason | undefined
   /** An `error` message precedes the close frame; the close then reports it. */
   private pendingError: Extract<ControlMessage, { type: 'error' }> | undefined
@@ -174,8 +175,17 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
       this.bytesIn += data.length
-      if (this.backlog !== undefined) this.backlog.push(data)
-      else this.emit('data', data)
+      if (this.backlog === undefined) {
+        this.emit('data', data)
+      } else {
+        this.backlog.push(data)
+        this.backlogBytes += data.length
+        // Control messages (`ready`) must still arrive while held; stop reading only past the mark.
+        if (this.backlogBytes > this.highWater && !this.paused) {
+          this.paused = true
+          this.ws.pause()
+        }
+      }
       return
     }
     const message = parseControl(data.toString('utf8'))

@@ -1,8 +1,8 @@
 /**
  * The Postgres engine end to end: a throwaway cluster with SCRAM and TLS, an in-process gateway
  * holding the app password, the real CLI (`airlock connect`) and real clients (psql, pgbench,
- * node-postgres, raw pipelined protocol). A test-only policy blocks statements that mention
- * `airlock_test_blocked`. The upstream password is random and must appear in nothing any client
+ * node-postgres, raw pipelined protocol). A test-only policy blocks statements that start with
+ * `SELECT airlock_test_blocked`. The upstream password is random and must appear in nothing any client
  * or log sees.
  */
 import { spawn } from 'node:child_process'
@@ -21,6 +21,7 @@ import {
   serializeExecute,
   serializeParse,
   serializePassword,
+  serializeQuery,
   serializeStartup,
   serializeSync,
 } from '../../src/protocols/postgres/messages.js'
@@ -39,7 +40,8 @@ const ended: { context: StatementContext; summary: StatementSummary }[] = []
 
 const testPolicy = (): StatementHooks => ({
   begin: (context) =>
-    /airlock_test_blocked/i.test(context.text)
+    // Anchored, so the test also proves where statement boundaries fall.
+    /^\s*select\s+airlock_test_blocked\b/i.test(context.text)
       ? { verdict: { allow: false, rule: 'test-rule', message: 'the test policy blocks this', hint: 'it is only a test' } }
       : /airlock_test_async/i.test(context.text)
         ? new Promise((resolve) => setTimeout(() => resolve({ verdict: { allow: true } }), 20))
@@ -334,6 +336,45 @@ describe('a pipelined extended-protocol batch', () => {
     expect(getField(error, ErrorField.Routine)).toBe('airlock_guardrail')
     expect(parseReadyForQuery(messages[6]!.body)).toBe('I')
     expect(messages[9]!.body.subarray(6).toString()).toBe('100')
+    socket.destroy()
+  })
+})
+
+describe('what a hostile client tries', () => {
+  it('cannot run a denied prepared statement by re-preparing its name with harmless text', async () => {
+    const socket = await rawSession()
+    socket.write(Buffer.concat([serializeParse({ name: 's1', query: 'SELECT airlock_test_blocked()' }), serializeSync()]))
+    await readUntilReady(socket, 1)
+    // The server refuses this (42P05: s1 exists) and keeps the first text.
+    socket.write(Buffer.concat([serializeParse({ name: 's1', query: 'SELECT 1' }), serializeSync()]))
+    const refused = await readUntilReady(socket, 1)
+    expect(getField(parseErrorFields(refused[0]!.body), ErrorField.Code)).toBe('42P05')
+    socket.write(Buffer.concat([serializeBind({ portal: '', statement: 's1' }), serializeExecute({ portal: '' }), serializeSync()]))
+    const executed = await readUntilReady(socket, 1)
+    const error = executed.find((frame) => frame.type === 0x45 /* E */)
+    expect(getField(parseErrorFields(error!.body), ErrorField.Routine)).toBe('airlock_guardrail')
+    socket.destroy()
+  })
+
+  it('cannot hide a statement from the splitter with standard_conforming_strings = off', async () => {
+    const socket = await rawSession()
+    socket.write(serializeQuery('SET standard_conforming_strings = off'))
+    await readUntilReady(socket, 1)
+    // With backslash escapes, the server sees two statements here; a splitter that assumed "on" would see one.
+    socket.write(serializeQuery("SELECT 'a\\''; SELECT airlock_test_blocked(); -- '"))
+    const frames = await readUntilReady(socket, 1)
+    const error = frames.find((frame) => frame.type === 0x45 /* E */)
+    expect(getField(parseErrorFields(error!.body), ErrorField.Routine)).toBe('airlock_guardrail')
+    socket.destroy()
+  })
+
+  it('gets a FATAL for a malformed message queued behind an asynchronous check, and the gateway lives on', async () => {
+    const socket = await rawSession()
+    const garbage = Buffer.from([0x7a /* z: no such frontend message */, 0, 0, 0, 4])
+    socket.write(Buffer.concat([serializeQuery("SELECT 'airlock_test_async'"), garbage]))
+    const frames = await readUntil(socket, (frame) => frame.type === 0x45 && /FATAL/.test(frame.body.toString('latin1'))).catch(() => [])
+    expect(frames.length).toBeGreaterThan(0)
+    expect((await psql('select 1')).stdout.trim()).toBe('1')
     socket.destroy()
   })
 })

@@ -21,7 +21,7 @@ beforeAll(async () => {
     { name: 'nowhere', type: 'tcp', upstream: { host: '127.0.0.1', port: 1 }, access: { groups: ['eng'] } },
   ]
   ;[gateway, tight] = await Promise.all([
-    startTestGateway({ connections, limits: { maxPayload: '64KiB' } }),
+    startTestGateway({ connections, limits: { maxPayload: '320KiB' } }),
     startTestGateway({ connections, sessions: { maxDuration: '2s', maxPerIdentity: 2 } }),
   ])
   occupied = createServer()
@@ -121,7 +121,7 @@ describe('the gateway refuses tunnels before they start', () => {
   it('closes a tunnel that sends an oversize frame (1009)', async () => {
     const { ws } = await rawTunnel(gateway.url, good())
     const closed = once(ws!, 'close')
-    ws!.send(Buffer.alloc(256 * 1024))
+    ws!.send(Buffer.alloc(512 * 1024))
     const [code] = (await closed) as [number]
     expect(code).toBe(1009)
   })

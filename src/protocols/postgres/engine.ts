@@ -47,18 +47,21 @@ export function createPostgresEngine(): ProtocolEngine {
       if (connection.type !== 'postgres') throw new AirlockError('internal', `postgres engine given a ${connection.type} connection`)
       if (params.cancel !== undefined) {
         await cancels.cancel(identity.id, params.cancel.processId, Buffer.from(params.cancel.secretKey, 'hex'))
-        return { relay: async () => ({ message: 'cancel request handled' }) }
+        return { relay: async () => ({ message: 'cancel request handled' }), abort: () => {} }
       }
       const parameters = startupParameters(params.startup ?? {})
       parameters.application_name = `airlock/${identity.display}/${session.id}`
       const upstream = await connectUpstream({ connection, secrets: session.secrets, parameters })
       session.logger.debug({ event: 'postgres.upstream', serverVersion: upstream.parameterValues.get('server_version') }, 'upstream ready')
       const key = cancels.register(cancelTarget(identity.id, connection, upstream))
-      const relay = new PostgresRelay(session.transport, upstream.socket, upstream.framer, session.hooks ?? ALLOW_ALL, {
-        id: session.id,
-        identity,
-        connection: connection.name,
-      })
+      const relay = new PostgresRelay(
+        session.transport,
+        upstream.socket,
+        upstream.framer,
+        session.hooks ?? ALLOW_ALL,
+        { id: session.id, identity, connection: connection.name },
+        upstream.parameterValues.get('standard_conforming_strings') !== 'off',
+      )
       return {
         relay: async () => {
           try {
@@ -66,6 +69,10 @@ export function createPostgresEngine(): ProtocolEngine {
           } finally {
             cancels.unregister(key.processId)
           }
+        },
+        abort: () => {
+          cancels.unregister(key.processId)
+          upstream.socket.destroy()
         },
       }
     },

@@ -4,9 +4,10 @@
  *
  *   psql                                airlock connect (front)                     gateway
  *     │── SSLRequest / GSSENCRequest ──▶│── 'N' (loopback: no TLS needed)
- *     │── StartupMessage ──────────────▶│── upgrade with the startup parameters ───────▶│ (reaches the DB)
+ *     │── StartupMessage ──────────────▶│
  *     │◀── AuthenticationCleartext ─────│   (per-session local secret, never forwarded)
- *     │── PasswordMessage ─────────────▶│   checked here
+ *     │── PasswordMessage ─────────────▶│   checked here, before any gateway work
+ *     │                                 │── upgrade with the startup parameters ───────▶│ (reaches the DB)
  *     │◀────────────────── ready: R(ok) S* K Z, then spliced ◀─────────────────────────│
  *     │◀── ErrorResponse 28000/08001 + hint, when the tunnel cannot be opened
  *
@@ -50,27 +51,38 @@ export function createPostgresFront(options: PostgresFrontOptions): LocalFront {
     new Promise<FrontResult | undefined>((resolve, reject) => {
       const startup = new StartupFramer()
       let password: MessageFramer | undefined
+      let params: Record<string, string> | undefined
       let tunnel: Promise<OpenedTunnel> | undefined
       let settled = false
 
-      const timer = setTimeout(() => settle(() => socket.destroy()), options.startupTimeoutMs ?? 60_000)
-      const settle = (action: () => void): void => {
+      const timer = setTimeout(
+        () =>
+          settle(() => {
+            socket.destroy()
+            resolve(undefined)
+          }),
+        options.startupTimeoutMs ?? 60_000,
+      )
+      /** Ends the handshake once; unless the tunnel is to be spliced, it is closed. */
+      const settle = (action: () => void, keepTunnel = false): void => {
         if (settled) return
         settled = true
         clearTimeout(timer)
         socket.off('data', onData)
         socket.off('end', onEnd)
+        socket.off('close', onEnd)
+        if (!keepTunnel) void tunnel?.then((opened) => opened.transport.close({ message: 'local client left' }), () => {})
         action()
       }
       /** Refuses the client in its own protocol, then reports the failure to `connect`. */
       const refuse = (error: AirlockError): void => {
         settle(() => {
           socket.end(fatal(SQLSTATE_FOR[error.code], `airlock: ${error.message}`, error.hint))
-          void tunnel?.then((opened) => opened.transport.close({ message: 'local client refused' }), () => {})
           reject(error)
         })
       }
       const splice = (head: Buffer[]): void => {
+        tunnel = open({ startup: params! })
         settle(() => {
           socket.pause()
           tunnel!.then(
@@ -81,7 +93,7 @@ export function createPostgresFront(options: PostgresFrontOptions): LocalFront {
               reject(failure)
             },
           )
-        })
+        }, true)
       }
 
       const onStartupPacket = (packet: Buffer): boolean => {
@@ -106,9 +118,7 @@ export function createPostgresFront(options: PostgresFrontOptions): LocalFront {
             const extensions = [...parsed.params.keys()].filter((name) => name.startsWith('_pq_.'))
             // We speak 3.0: say so (and which _pq_ options we ignore) before anything else.
             if (parsed.minor > 0 || extensions.length > 0) socket.write(serializeNegotiateProtocolVersion(PROTOCOL_3_0, extensions))
-            const params = Object.fromEntries([...parsed.params].filter(([name]) => !name.startsWith('_pq_.')))
-            tunnel = open({ startup: params })
-            tunnel.catch(() => {})
+            params = Object.fromEntries([...parsed.params].filter(([name]) => !name.startsWith('_pq_.')))
             const rest = startup.drain()
             if (expected === undefined) {
               splice(rest)
@@ -145,14 +155,13 @@ export function createPostgresFront(options: PostgresFrontOptions): LocalFront {
             return
           }
           startup.push(chunk)
-          for (let packet = startup.next(); packet !== undefined && !settled && password === undefined && tunnel === undefined; packet = startup.next()) {
+          for (let packet = startup.next(); packet !== undefined && !settled && params === undefined; packet = startup.next()) {
             if (onStartupPacket(packet)) break
           }
         } catch (error) {
           const message = error instanceof ProtocolError ? error.message : 'internal error'
           settle(() => {
             socket.end(fatal(error instanceof ProtocolError ? '08P01' : 'XX000', `airlock: ${message}`))
-            void tunnel?.then((opened) => opened.transport.close({ message: 'local client failed' }), () => {})
             resolve(undefined)
           })
         }
@@ -161,6 +170,7 @@ export function createPostgresFront(options: PostgresFrontOptions): LocalFront {
 
       socket.on('data', onData)
       socket.on('end', onEnd)
+      socket.on('close', onEnd)
     })
 }
 

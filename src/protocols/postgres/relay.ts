@@ -30,6 +30,7 @@ import {
   parseErrorFields,
   parseExecute,
   parseFunctionCall,
+  parseParameterStatus,
   parseParse,
   parseQuery,
   parseReadyForQuery,
@@ -56,7 +57,15 @@ type Pending =
   | { kind: 'query'; statements: Tracked[]; index: number; blocked: Verdict | undefined }
   | { kind: 'execute'; statement: Tracked; blocked: Verdict | undefined }
   | { kind: 'function'; statement: Tracked; blocked: Verdict | undefined }
-  | { kind: 'parse' | 'bind' | 'close' | 'describe' | 'sync' }
+  /** `previous`: what the name meant before, restored if the server rejects or skips this message. */
+  | { kind: 'parse'; name: string; previous: string | undefined }
+  | { kind: 'bind'; portal: string; previous: Bound | undefined }
+  | { kind: 'close' | 'describe' | 'sync' }
+
+interface Bound {
+  name: string
+  text: string
+}
 
 interface Tracked {
   context: StatementContext
@@ -69,11 +78,20 @@ export class PostgresRelay {
   private readonly frontend = new MessageFramer({ maxMessageLength: MAX_FRONTEND_MESSAGE })
   private readonly pending: Pending[] = []
   private pendingHead = 0
+  /**
+   * Prepared statements and portals as they will be once the server has processed what was sent:
+   * within one pipeline an Execute only runs if the Parse/Bind before it succeeded, so the newest
+   * definition is the one that runs; a rejected or skipped Parse/Bind restores the previous one.
+   */
   private readonly statements = new Map<string, string>()
-  private readonly portals = new Map<string, { name: string; text: string }>()
+  private readonly portals = new Map<string, Bound>()
   private sequence = 0
   /** Frames held while a hook answers asynchronously. */
   private waiting: Promise<void> | undefined
+  /** Flow control from the two reasons to stop reading the client. */
+  private heldByHook = false
+  private upstreamFull = false
+  private fail: (error: unknown) => void = () => {}
 
   constructor(
     private readonly transport: Transport,
@@ -81,6 +99,8 @@ export class PostgresRelay {
     private readonly backend: MessageFramer,
     private readonly hooks: StatementHooks,
     private readonly session: SessionInfo,
+    /** The server's current setting; the splitter must read strings as the server does. */
+    private standardConformingStrings = true,
   ) {}
 
   /** Relays until either side ends. `greeting` goes to the client first (AuthenticationOk ...). */
@@ -97,7 +117,7 @@ export class PostgresRelay {
         else upstream.destroy()
         resolve(reason)
       }
-      const fail = (error: unknown): void => {
+      this.fail = (error: unknown): void => {
         if (error instanceof ProtocolError) {
           const message = `protocol violation: ${error.message}`
           transport.write(fatal('08P01', message))
@@ -112,19 +132,22 @@ export class PostgresRelay {
           this.frontend.push(chunk)
           if (this.waiting === undefined) this.pumpFrontend()
         } catch (error) {
-          fail(error)
+          this.fail(error)
         }
       })
       transport.on('end', () => upstream.end())
       transport.on('close', finish)
       transport.on('drain', () => upstream.resume())
-      upstream.on('drain', () => transport.resume())
+      upstream.on('drain', () => {
+        this.upstreamFull = false
+        this.updateFlow()
+      })
       upstream.on('data', (chunk: Buffer) => {
         try {
           this.backend.push(chunk)
           this.pumpBackend()
         } catch (error) {
-          fail(error)
+          this.fail(error)
         }
       })
       upstream.on('end', () => transport.end())
@@ -150,21 +173,19 @@ export class PostgresRelay {
       if (plan !== undefined) {
         // A hook answered with a promise: hold everything after this frame until it settles.
         this.flushUpstream(out)
-        this.transport.pause()
-        this.waiting = plan.then(
-          (forward) => {
+        this.heldByHook = true
+        this.updateFlow()
+        this.waiting = plan
+          .then((forward) => {
             this.waiting = undefined
+            this.heldByHook = false
             const after = new Batch()
             forward(after)
             this.flushUpstream(after)
-            this.transport.resume()
+            this.updateFlow()
             this.pumpFrontend()
-          },
-          () => {
-            this.waiting = undefined
-            this.transport.close({ code: 'internal', message: 'internal error in the Postgres relay' })
-          },
-        )
+          })
+          .catch((error: unknown) => this.fail(error))
         return
       }
     }
@@ -176,7 +197,7 @@ export class PostgresRelay {
     switch (frame.type) {
       case FrontendMessage.Query: {
         const text = parseQuery(frame.body)
-        const statements = splitStatements(text).map((sql) => this.track(/^\s*copy\b/i.test(sql) ? 'copy' : 'simple', sql))
+        const statements = splitStatements(text, this.standardConformingStrings).map((sql) => this.track(/^\s*copy\b/i.test(sql) ? 'copy' : 'simple', sql))
         return this.decide(statements, out, (verdict, batch) => {
           this.pending.push({ kind: 'query', statements, index: 0, blocked: verdict })
           batch.add(verdict === undefined ? frame.raw : serializeQuery(BLOCKED_SQL))
@@ -184,15 +205,16 @@ export class PostgresRelay {
       }
       case FrontendMessage.Parse: {
         const { name, query } = parseParse(frame.body)
+        this.pending.push({ kind: 'parse', name, previous: this.statements.get(name) })
         this.statements.set(name, query)
-        this.pending.push({ kind: 'parse' })
         out.add(frame.raw)
         return undefined
       }
       case FrontendMessage.Bind: {
         const { portal, statement } = parseBind(frame.body)
+        this.pending.push({ kind: 'bind', portal, previous: this.portals.get(portal) })
+        // A statement the relay never saw (SQL PREPARE) has no text: the hooks get '' and decide.
         this.portals.set(portal, { name: statement, text: this.statements.get(statement) ?? '' })
-        this.pending.push({ kind: 'bind' })
         out.add(frame.raw)
         return undefined
       }
@@ -203,7 +225,13 @@ export class PostgresRelay {
         const statement = this.track(/^\s*copy\b/i.test(text) ? 'copy' : 'extended', text, bound?.name ?? '')
         return this.decide([statement], out, (verdict, batch) => {
           this.pending.push({ kind: 'execute', statement, blocked: verdict })
-          batch.add(verdict === undefined ? frame.raw : serializeParse({ name: '', query: BLOCKED_SQL }))
+          if (verdict === undefined) {
+            batch.add(frame.raw)
+          } else {
+            // The stand-in replaces the server's unnamed statement.
+            this.statements.delete('')
+            batch.add(serializeParse({ name: '', query: BLOCKED_SQL }))
+          }
         })
       }
       case FrontendMessage.FunctionCall: {
@@ -278,7 +306,16 @@ export class PostgresRelay {
     if (out.isEmpty()) return
     let ok = true
     for (const piece of out.take()) ok = this.upstream.write(piece) && ok
-    if (!ok) this.transport.pause()
+    if (!ok) {
+      this.upstreamFull = true
+      this.updateFlow()
+    }
+  }
+
+  /** Reads the client only while neither a pending hook nor a full upstream says stop. */
+  private updateFlow(): void {
+    if (this.heldByHook || this.upstreamFull) this.transport.pause()
+    else this.transport.resume()
   }
 
   // ---- server → client ---------------------------------------------------------------------
@@ -352,6 +389,11 @@ export class PostgresRelay {
       case BackendMessage.RowDescription:
         if (head?.kind === 'describe') this.shift()
         return frame.raw
+      case BackendMessage.ParameterStatus: {
+        const { name, value } = parseParameterStatus(frame.body)
+        if (name === 'standard_conforming_strings') this.standardConformingStrings = value === 'on'
+        return frame.raw
+      }
       case BackendMessage.ErrorResponse:
         return this.onError(frame)
       case BackendMessage.ReadyForQuery: {
@@ -392,8 +434,11 @@ export class PostgresRelay {
     }
     if (head.kind === 'sync') return frame.raw
     // Extended protocol: this error answers the head message; the server now skips to Sync.
-    this.shift()
-    while (this.head !== undefined && this.head.kind !== 'sync') this.skip(this.shift()!)
+    const undone: Pending[] = [this.shift()!]
+    while (this.head !== undefined && this.head.kind !== 'sync') undone.push(this.shift()!)
+    // Newest first, so a name defined twice in the pipeline ends at its definition before it.
+    for (let i = undone.length - 1; i >= 0; i--) this.undo(undone[i]!)
+    for (const pending of undone.slice(1)) this.skip(pending)
     if (head.kind === 'execute') {
       if (head.blocked !== undefined) {
         this.end(head.statement, 'blocked', undefined, '42501')
@@ -402,6 +447,17 @@ export class PostgresRelay {
       this.end(head.statement, 'error', undefined, sqlstate)
     }
     return frame.raw
+  }
+
+  /** The server did not process this Parse/Bind: the name means what it meant before. */
+  private undo(pending: Pending): void {
+    if (pending.kind === 'parse') {
+      if (pending.previous === undefined) this.statements.delete(pending.name)
+      else this.statements.set(pending.name, pending.previous)
+    } else if (pending.kind === 'bind') {
+      if (pending.previous === undefined) this.portals.delete(pending.portal)
+      else this.portals.set(pending.portal, pending.previous)
+    }
   }
 
   private skip(pending: Pending): void {

@@ -68,13 +68,18 @@ export async function connectUpstream(options: UpstreamOptions): Promise<Upstrea
   const { connection } = options
   const { upstream } = connection
   const password = upstream.password === undefined ? undefined : await options.secrets.read(upstream.password)
-  let socket: Socket = await connectTcp(upstream.host, upstream.port, connection.name)
+  const tcp = await connectTcp(upstream.host, upstream.port, connection.name)
+  let socket: Socket = tcp
+  // One deadline for TLS and startup: a server that accepts and then says nothing must not hold us.
+  const deadline = setTimeout(() => tcp.destroy(new Error('timed out')), STARTUP_TIMEOUT_MS)
   try {
-    if (upstream.tls.mode !== 'disable') socket = await startTls(socket, connection)
+    if (upstream.tls.mode !== 'disable') socket = await startTls(tcp, connection)
     return await startup(socket, options, password)
   } catch (error) {
     socket.destroy()
     throw error
+  } finally {
+    clearTimeout(deadline)
   }
 }
 
@@ -106,7 +111,8 @@ function readMessages(
         }
       } catch (error) {
         cleanup()
-        reject(error)
+        // SCRAM and protocol errors name what went wrong, never the password.
+        reject(error instanceof AirlockError ? error : unavailable(name, `startup failed (${(error as Error).message})`))
       }
     }
     const onError = (error: NodeJS.ErrnoException): void => {
@@ -139,6 +145,7 @@ async function startTls(socket: Socket, connection: PostgresConnection): Promise
     }
     socket.on('data', onData)
     socket.once('error', (error: NodeJS.ErrnoException) => reject(unavailable(connection.name, `connection failed (${error.code ?? error.message})`)))
+    socket.once('close', () => reject(unavailable(connection.name, 'the server closed the connection before answering SSLRequest')))
     socket.write(serializeSSLRequest())
   })
   if (answer !== 0x53 /* S */) {
@@ -164,6 +171,7 @@ async function startTls(socket: Socket, connection: PostgresConnection): Promise
       reject(unavailable(connection.name, `TLS to the server failed (${error.code ?? error.message})`))
     }
     secure.once('error', onError)
+    secure.once('close', () => reject(unavailable(connection.name, 'the server closed the connection during the TLS handshake')))
   })
 }
 
@@ -182,6 +190,7 @@ async function startup(socket: Socket, options: UpstreamOptions, password: strin
     framer: new MessageFramer({ maxMessageLength: MAX_BACKEND_MESSAGE }),
   }
   let scram: ScramClient | undefined
+  let scramVerified = false
   let authenticated = false
 
   const needPassword = (): string => {
@@ -198,6 +207,8 @@ async function startup(socket: Socket, options: UpstreamOptions, password: strin
         case BackendMessage.Authentication: {
           const { type, data } = parseAuthentication(frame.body)
           if (type === AuthenticationType.Ok) {
+            // After SCRAM, Ok counts only once the server proved it knows the password too.
+            if (scram !== undefined && !scramVerified) throw unavailable(name, 'the server skipped the SCRAM server signature')
             authenticated = true
           } else if (type === AuthenticationType.SASL) {
             const mechanisms = parseSaslMechanisms(data)
@@ -210,6 +221,7 @@ async function startup(socket: Socket, options: UpstreamOptions, password: strin
           } else if (type === AuthenticationType.SASLFinal) {
             if (scram === undefined) throw unavailable(name, 'the server sent SASLFinal out of order')
             scram.verifyServerFinal(data.toString('utf8'))
+            scramVerified = true
           } else if (type === AuthenticationType.MD5Password) {
             if (!upstream.allowMd5) throw unavailable(name, 'the server asks for MD5 password authentication, which this connection does not allow (upstream.allowMd5)')
             const secret = needPassword()

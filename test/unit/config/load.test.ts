@@ -281,7 +281,7 @@ describe('parseConfig', () => {
     ['an unknown TLS mode', config({ connections: [pg({ upstream: { host: 'db', database: 'a', user: 'b', tls: { mode: 'prefer' } } })] }), 'connections[pg-prod].upstream.tls.mode: expected one of: disable, require, verify-full'],
     ['an invalid duration', config({ sessions: { maxDuration: '8 hours' } }), 'sessions.maxDuration: expected a duration like 8h'],
     ['a zero duration', config({ sessions: { idleTimeout: '0s' } }), 'sessions.idleTimeout: must be longer than 0'],
-    ['a payload limit below 64KiB', config({ limits: { maxPayload: '1KiB' } }), 'limits.maxPayload: must be at least 64KiB'],
+    ['a payload limit below 320KiB', config({ limits: { maxPayload: '64KiB' } }), 'limits.maxPayload: must be at least 320KiB'],
     ['an unknown audit store', config({ audit: { store: 'mysql://audit' } }), 'audit.store: expected sqlite:PATH or a postgres:// URL'],
     ['an unknown log level', config({ log: { level: 'verbose' } }), 'log.level: expected one of: fatal, error, warn, info, debug, trace'],
     ['a service token hash that is not hex', config({ auth: { serviceTokens: [{ name: 'ci', sha256: 'ABC', groups: ['ci'] }] } }), 'auth.serviceTokens[0].sha256: expected the SHA-256 of the token as 64 lowercase hex digits'],
