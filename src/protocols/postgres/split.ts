@@ -8,7 +8,18 @@
  * Query is split too finely. The relay tolerates a count that differs from the server's.
  */
 export function splitStatements(text: string, standardConformingStrings = true): string[] {
-  const statements: string[] = []
+  return splitStatementRanges(text, standardConformingStrings).map(({ start, end }) => text.slice(start, end))
+}
+
+/** Where each statement lies in `text` (trimmed, without its semicolon): for line numbers in errors. */
+export function splitStatementRanges(text: string, standardConformingStrings = true): { start: number; end: number }[] {
+  const statements: { start: number; end: number }[] = []
+  const push = (from: number, to: number): void => {
+    const piece = text.slice(from, to)
+    if (!/[^\s;]/.test(stripComments(piece))) return
+    const leading = piece.length - piece.trimStart().length
+    statements.push({ start: from + leading, end: from + piece.trimEnd().length })
+  }
   let start = 0
   let depth = 0
   let i = 0
@@ -40,18 +51,14 @@ export function splitStatements(text: string, standardConformingStrings = true):
       if (depth > 0) depth--
       i++
     } else if (c === 0x3b /* ; */ && depth === 0) {
-      push(statements, text.slice(start, i))
+      push(start, i)
       start = ++i
     } else {
       i++
     }
   }
-  push(statements, text.slice(start))
+  push(start, n)
   return statements
-}
-
-function push(statements: string[], piece: string): void {
-  if (/[^\s;]/.test(stripComments(piece))) statements.push(piece.trim())
 }
 
 /** A piece made only of comments is not a statement (the server sends no CommandComplete for it). */
