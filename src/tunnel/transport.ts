@@ -58,6 +58,7 @@ const DEFAULT_HIGH_WATER = 1024 * 1024
 const DEFAULT_LOW_WATER = 256 * 1024
 const OPEN = 1
 const END = Symbol('end')
+const BINARY = { binary: true } as const
 
 export class WsTransport extends EventEmitter<TransportEvents> implements Transport {
   bytesIn = 0
@@ -109,14 +110,18 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   write(chunk: Buffer): boolean {
     if (this.closed || this.ws.readyState !== OPEN) return true
     this.bytesOut += chunk.length
+    // Only a chunk that takes the buffer over the mark carries a callback: when it has been
+    // flushed, so has everything before it. Below the mark, sending costs no closure call.
+    const crossing = this.ws.bufferedAmount + chunk.length > this.highWater
     if (chunk.length <= MAX_FRAME) {
-      this.ws.send(chunk, { binary: true }, this.afterSend)
+      this.ws.send(chunk, BINARY, crossing ? this.afterSend : undefined)
     } else {
       for (let offset = 0; offset < chunk.length; offset += MAX_FRAME) {
-        this.ws.send(chunk.subarray(offset, offset + MAX_FRAME), { binary: true }, this.afterSend)
+        const last = offset + MAX_FRAME >= chunk.length
+        this.ws.send(chunk.subarray(offset, offset + MAX_FRAME), BINARY, crossing && last ? this.afterSend : undefined)
       }
     }
-    if (this.ws.bufferedAmount > this.highWater) {
+    if (crossing && this.ws.bufferedAmount > this.highWater) {
       this.needDrain = true
       return false
     }
