@@ -36,3 +36,15 @@ describe('splitStatements', () => {
     expect(splitStatements("select 'a\\'; b'; select 2", true)).toEqual(["select 'a\\'", "b'; select 2"])
   })
 })
+
+describe('the single-statement fast path', () => {
+  it.each([
+    ['SELECT abalance FROM pgbench_accounts WHERE aid = 42;', ['SELECT abalance FROM pgbench_accounts WHERE aid = 42']],
+    ['  UPDATE t SET a = a + 1 WHERE id = 7  ', ['UPDATE t SET a = a + 1 WHERE id = 7']],
+    ['select 1 ;  ', ['select 1']],
+    ['   ', []],
+    [';', []],
+  ])('%j', (text, expected) => {
+    expect(splitStatements(text)).toEqual(expected)
+  })
+})
