@@ -26,6 +26,7 @@ import { WsTransport } from '../tunnel/transport.js'
 import { VERSION } from '../version.js'
 import { HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
 import { Metrics } from './metrics.js'
+import { createPolicyHooks } from './policy-hooks.js'
 import { RateLimiter } from './rate-limit.js'
 import { SessionRegistry } from './sessions.js'
 
@@ -39,7 +40,7 @@ export interface GatewayOptions {
   now?: () => number
   /** Ping interval of each tunnel. */
   keepaliveMs?: number
-  /** Statement hooks per session (policy + audit); allow-all when absent. */
+  /** Statement hooks per session (policy + audit); when absent, each connection's guardrails (allow-all without). */
   hooks?: (session: { id: string; identity: Identity; connection: ConnectionConfig }) => StatementHooks
 }
 
@@ -76,6 +77,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     now,
   )
+  // Compiled (and the SQL parser loaded) before the first tunnel is accepted.
+  const hooksFor =
+    options.hooks ??
+    (
+      await createPolicyHooks({
+        connections: config.connections,
+        onVerdict: ({ decision, ...record }) => {
+          logger.info({ event: 'guardrail.verdict', ...record, allow: decision.allow, rule: decision.rule }, decision.allow ? 'guardrail exception' : 'guardrail verdict')
+        },
+      })
+    ).hooksFor
   const upgradeLimiter = new RateLimiter(config.limits.upgradesPerMinutePerIp, now)
   const metrics = new Metrics()
   const countTunnel = metrics.counter('airlock_tunnels_total', 'Tunnels opened, by connection')
@@ -290,7 +302,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const startedAt = now()
     let reason
     try {
-      const hooks = options.hooks?.({ id, identity, connection })
+      const hooks = hooksFor({ id, identity, connection })
       const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, ...(hooks ? { hooks } : {}) })
       if (transport.closed) {
         link.abort()

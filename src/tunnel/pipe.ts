@@ -13,9 +13,12 @@ export function pipeSocket(transport: Transport, socket: Socket): Promise<CloseR
       if (done) return
       done = true
       transport.close(reason)
-      // A normal end still flushes what the socket holds; an error drops it.
-      if (reason.code === undefined && !socket.destroyed) socket.end(() => socket.destroy())
-      else socket.destroy()
+      // Flush what the socket holds (a FATAL the peer sent just before an error close must reach
+      // the client), but never wait long on a client that does not read after an error.
+      if (!socket.destroyed) {
+        socket.end(() => socket.destroy())
+        if (reason.code !== undefined) setTimeout(() => socket.destroy(), 1_000).unref()
+      }
       resolve(reason)
     }
 

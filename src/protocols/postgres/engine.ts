@@ -19,7 +19,7 @@ import { ALLOW_ALL } from '../hooks.js'
 import { CancelRegistry, type ClientKey } from './cancel.js'
 import { serializeAuthentication, serializeBackendKeyData, serializeReadyForQuery } from './messages.js'
 import { AuthenticationType } from './protocol.js'
-import { PostgresRelay } from './relay.js'
+import { type PostgresStatementHooks, PostgresRelay } from './relay.js'
 import { connectUpstream, type UpstreamSession } from './upstream.js'
 
 /** Startup parameters a client may set (lowercase); the gateway sets user, database and application_name. */
@@ -49,16 +49,24 @@ export function createPostgresEngine(): ProtocolEngine {
         await cancels.cancel(identity.id, params.cancel.processId, Buffer.from(params.cancel.secretKey, 'hex'))
         return { relay: async () => ({ message: 'cancel request handled' }), abort: () => {} }
       }
-      const parameters = startupParameters(params.startup ?? {})
+      const hooks: PostgresStatementHooks = session.hooks ?? ALLOW_ALL
+      const parameters = withRequired(startupParameters(params.startup ?? {}), hooks.postgres?.startupParameters)
       parameters.application_name = `airlock/${identity.display}/${session.id}`
       const upstream = await connectUpstream({ connection, secrets: session.secrets, parameters })
       session.logger.debug({ event: 'postgres.upstream', serverVersion: upstream.parameterValues.get('server_version') }, 'upstream ready')
+      const drift = pinnedDrift(upstream.parameterValues, hooks.postgres?.pinned)
+      if (drift !== undefined) {
+        upstream.socket.destroy()
+        throw new AirlockError('upstream-unavailable', `the database session started with ${drift}, which the connection's guardrails cannot allow`, {
+          hint: 'ask the database admin to check the role and database settings',
+        })
+      }
       const key = cancels.register(cancelTarget(identity.id, connection, upstream))
       const relay = new PostgresRelay(
         session.transport,
         upstream.socket,
         upstream.framer,
-        session.hooks ?? ALLOW_ALL,
+        hooks,
         { id: session.id, identity, connection: connection.name },
         upstream.parameterValues.get('standard_conforming_strings') !== 'off',
       )
@@ -93,6 +101,25 @@ export function startupParameters(requested: Record<string, string>): Record<str
     allowed[name] = value
   }
   return allowed
+}
+
+/**
+ * The policy's required startup parameters replace the client's of the same name (any case): the
+ * client learns the values in force from ParameterStatus, as after any server-side default.
+ */
+function withRequired(parameters: Record<string, string>, required: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  if (required === undefined) return parameters
+  for (const name of Object.keys(parameters)) if (Object.hasOwn(required, name.toLowerCase())) delete parameters[name]
+  return Object.assign(parameters, required)
+}
+
+/** `name=value` of the first pinned parameter the server reports with another value. */
+function pinnedDrift(reported: ReadonlyMap<string, string>, pinned: Readonly<Record<string, string>> | undefined): string | undefined {
+  for (const [name, value] of Object.entries(pinned ?? {})) {
+    const actual = reported.get(name)
+    if (actual !== undefined && actual !== value) return `${name}=${actual}`
+  }
+  return undefined
 }
 
 function cancelTarget(identityId: string, connection: PostgresConnection, upstream: UpstreamSession) {

@@ -18,6 +18,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { Socket } from 'node:net'
+import { AirlockError } from '../../errors.js'
 import type { StatementContext, StatementHooks, StatementPlan, Verdict } from '../hooks.js'
 import type { CloseReason, Transport } from '../../tunnel/transport.js'
 import { type Frame, MessageFramer, ProtocolError } from './framer.js'
@@ -45,6 +46,27 @@ import { splitStatements } from './split.js'
 export const BLOCKED_SQL = 'AIRLOCK GUARDRAIL BLOCKED THIS STATEMENT'
 /** Largest frontend message accepted (a Bind with a large bytea, a long Query); allocated when its header arrives, so it bounds per-connection memory. */
 export const MAX_FRONTEND_MESSAGE = 64 * 1024 * 1024
+
+/**
+ * What a policy asks of a Postgres session, carried on the hooks it hands the engine (engines never
+ * import policy): startup parameters that override the client's, and ParameterStatus values the
+ * session must keep — any other value reported ends the session, fail closed.
+ */
+export interface PostgresSessionRequirements {
+  startupParameters: Readonly<Record<string, string>>
+  pinned: Readonly<Record<string, string>>
+}
+
+/** StatementHooks with what a Postgres-aware policy may also want from the relay. */
+export interface PostgresStatementHooks extends StatementHooks {
+  readonly postgres?: PostgresSessionRequirements
+  /**
+   * Told when a named prepared statement's text changes as the server will see it: a Parse
+   * (`text`), a Close or a Parse the server rejected (`undefined`, or the text it reverts to).
+   * SQL `EXECUTE name` runs protocol-level statements too, so a policy needs their text.
+   */
+  preparedStatement?(name: string, text: string | undefined): void
+}
 
 export interface SessionInfo {
   id: string
@@ -92,16 +114,24 @@ export class PostgresRelay {
   private heldByHook = false
   private upstreamFull = false
   private fail: (error: unknown) => void = () => {}
+  /** Reused per pump: one per direction, emptied by every flush. */
+  private readonly frontendOut = new Batch()
+  private readonly backendOut = new Batch()
+  /** ParameterStatus values the policy needs kept (see {@link PostgresSessionRequirements}). */
+  private readonly pinned: ReadonlyMap<string, string> | undefined
 
   constructor(
     private readonly transport: Transport,
     private readonly upstream: Socket,
     private readonly backend: MessageFramer,
-    private readonly hooks: StatementHooks,
+    private readonly hooks: PostgresStatementHooks,
     private readonly session: SessionInfo,
     /** The server's current setting; the splitter must read strings as the server does. */
     private standardConformingStrings = true,
-  ) {}
+  ) {
+    const pinned = hooks.postgres?.pinned
+    this.pinned = pinned === undefined ? undefined : new Map(Object.entries(pinned))
+  }
 
   /** Relays until either side ends. `greeting` goes to the client first (AuthenticationOk ...). */
   run(greeting: Buffer): Promise<CloseReason> {
@@ -122,6 +152,10 @@ export class PostgresRelay {
           const message = `protocol violation: ${error.message}`
           transport.write(fatal('08P01', message))
           finish({ code: 'usage', message })
+        } else if (error instanceof AirlockError && error.code === 'blocked') {
+          transport.write(fatal('42501', error.message, error.hint))
+          // An orderly close, so that the client is sure to read the FATAL before the end.
+          finish({ message: error.message })
         } else {
           finish({ code: 'internal', message: 'internal error in the Postgres relay' })
         }
@@ -167,7 +201,7 @@ export class PostgresRelay {
   // ---- client → server ---------------------------------------------------------------------
 
   private pumpFrontend(): void {
-    const out = new Batch()
+    const out = this.frontendOut
     for (let frame = this.frontend.next(); frame !== undefined; frame = this.frontend.next()) {
       const plan = this.onFrontend(frame, out)
       if (plan !== undefined) {
@@ -207,6 +241,7 @@ export class PostgresRelay {
         const { name, query } = parseParse(frame.body)
         this.pending.push({ kind: 'parse', name, previous: this.statements.get(name) })
         this.statements.set(name, query)
+        if (name !== '') this.hooks.preparedStatement?.(name, query)
         out.add(frame.raw)
         return undefined
       }
@@ -244,8 +279,12 @@ export class PostgresRelay {
       }
       case FrontendMessage.Close: {
         const { kind, name } = parseClose(frame.body)
-        if (kind === 'S') this.statements.delete(name)
-        else this.portals.delete(name)
+        if (kind === 'S') {
+          this.statements.delete(name)
+          if (name !== '') this.hooks.preparedStatement?.(name, undefined)
+        } else {
+          this.portals.delete(name)
+        }
         this.pending.push({ kind: 'close' })
         out.add(frame.raw)
         return undefined
@@ -304,8 +343,16 @@ export class PostgresRelay {
 
   private flushUpstream(out: Batch): void {
     if (out.isEmpty()) return
+    const pieces = out.take()
     let ok = true
-    for (const piece of out.take()) ok = this.upstream.write(piece) && ok
+    if (pieces.length === 1) {
+      ok = this.upstream.write(pieces[0]!)
+    } else {
+      // Several pieces (a rewritten message between untouched ones) go out in one writev.
+      this.upstream.cork()
+      for (const piece of pieces) ok = this.upstream.write(piece) && ok
+      this.upstream.uncork()
+    }
     if (!ok) {
       this.upstreamFull = true
       this.updateFlow()
@@ -321,14 +368,14 @@ export class PostgresRelay {
   // ---- server → client ---------------------------------------------------------------------
 
   private pumpBackend(): void {
-    const out = new Batch()
+    const out = this.backendOut
     for (let frame = this.backend.next(); frame !== undefined; frame = this.backend.next()) {
       out.add(this.onBackend(frame))
     }
     if (out.isEmpty()) return
-    let ok = true
-    for (const piece of out.take()) ok = this.transport.write(piece) && ok
-    if (!ok) this.upstream.pause()
+    // One tunnel frame per read: a message that straddled reads (copied by the framer) or a
+    // rewritten one would otherwise cost a frame, a syscall and a wake-up of the CLI of its own.
+    if (!this.transport.write(out.takeOne())) this.upstream.pause()
   }
 
   private get head(): Pending | undefined {
@@ -392,6 +439,13 @@ export class PostgresRelay {
       case BackendMessage.ParameterStatus: {
         const { name, value } = parseParameterStatus(frame.body)
         if (name === 'standard_conforming_strings') this.standardConformingStrings = value === 'on'
+        const expected = this.pinned?.get(name)
+        if (expected !== undefined && value !== expected) {
+          // Statements were judged as the server read them with the pinned value: fail closed.
+          throw new AirlockError('blocked', `the session changed ${name}, which Airlock pins to ${expected}; the session is closed`, {
+            hint: `leave ${name} at ${expected}`,
+          })
+        }
         return frame.raw
       }
       case BackendMessage.ErrorResponse:
@@ -454,6 +508,7 @@ export class PostgresRelay {
     if (pending.kind === 'parse') {
       if (pending.previous === undefined) this.statements.delete(pending.name)
       else this.statements.set(pending.name, pending.previous)
+      if (pending.name !== '') this.hooks.preparedStatement?.(pending.name, pending.previous)
     } else if (pending.kind === 'bind') {
       if (pending.previous === undefined) this.portals.delete(pending.portal)
       else this.portals.set(pending.portal, pending.previous)
@@ -540,5 +595,11 @@ class Batch {
     const pieces = this.pieces
     this.pieces = []
     return pieces
+  }
+
+  /** Everything as one buffer: the common single slice as is, several pieces concatenated. */
+  takeOne(): Buffer {
+    const pieces = this.take()
+    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
   }
 }

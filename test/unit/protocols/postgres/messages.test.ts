@@ -261,9 +261,23 @@ describe.each(directions)('$direction parsers', ({ corpus, parsers }) => {
 
   const stream = Buffer.concat(corpus.map((entry) => entry.bytes))
 
+  /** Offsets deep inside a long message (more than 512 bytes from either end) all take the same path. */
+  const interior = (() => {
+    const ranges: [number, number][] = []
+    let start = 0
+    for (const entry of corpus) {
+      if (entry.bytes.length > 4096) ranges.push([start + 512, start + entry.bytes.length - 512])
+      start += entry.bytes.length
+    }
+    return (offset: number) => ranges.some(([from, to]) => offset > from && offset < to)
+  })()
+
   it('parse the same values when the stream is cut in two at every offset', () => {
     const failures: string[] = []
     for (let offset = 0; offset <= stream.length; offset++) {
+      // Every offset, except that inside a long value only every 97th is cut: each cut there
+      // copies the whole value, and they all exercise the same path.
+      if (interior(offset) && offset % 97 !== 0) continue
       const failure = mismatch([stream.subarray(0, offset), stream.subarray(offset)])
       if (failure !== undefined) failures.push(`cut at ${offset}: ${failure}`)
     }
