@@ -60,7 +60,7 @@ export function spawnAirlock(args: readonly string[], options: RunOptions = {}):
     child,
     stdout: out.stdout,
     stderr: out.stderr,
-    waitFor: (match, timeoutMs = 20_000) => out.waitFor(match, timeoutMs),
+    waitFor: (match, timeoutMs = 60_000) => out.waitFor(match, timeoutMs),
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       const code = await exited
