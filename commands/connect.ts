@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core'
 import { resolveClientCredentials } from '../src/auth/index.js'
 import { BaseCommand } from '../src/cli/base-command.js'
-import { commandEnvironment, connectInstructions, postgresUrl, runLocalCommand, startConnect } from '../src/cli/connect.js'
+import { commandEnvironment, connectInstructions, describeConnection, postgresUrl, runLocalCommand, runTerminalSession, startConnect } from '../src/cli/connect.js'
+import { AirlockError } from '../src/errors.js'
 import type { ConnectEvent } from '../src/tunnel/index.js'
 import { formatConnectEvent } from '../src/ui/connect-events.js'
 
@@ -11,7 +12,10 @@ export default class Connect extends BaseCommand {
 Database connections check a per-run local secret (printed in the DSN) so other local users cannot use the port.
 With -- CMD ARGS..., runs CMD with AIRLOCK_HOST/AIRLOCK_PORT set (for Postgres also PGHOST, PGPORT, PGUSER, PGDATABASE,
 PGPASSWORD=<local secret>, PGSSLMODE=disable and DATABASE_URL), passes its exit code through, and closes the tunnel after it.
---json prints one JSON object per event: ready, client-connected, client-closed, error.`
+--json prints one JSON object per event: ready, client-connected, client-closed, error.
+For a command connection (a shell or CLI on the gateway), opens an interactive terminal session instead: -- ARGS are
+appended to the remote command when the connection allows it, and the remote exit code is passed through (255 when
+the tunnel drops).`
   static override strict = false
   static override args = { name: Args.string({ description: 'Connection name (see `airlock connections`)', required: true }) }
   static override flags = {
@@ -29,13 +33,14 @@ PGPASSWORD=<local secret>, PGSSLMODE=disable and DATABASE_URL), passes its exit 
     '<%= config.bin %> connect redis-cache --json',
     '<%= config.bin %> connect pg-prod -- psql',
     '<%= config.bin %> connect pg-prod -- pgbench -S -c 8 -T 10',
+    '<%= config.bin %> connect ops-shell',
   ]
 
   async run(): Promise<void> {
     const separator = this.argv.indexOf('--')
     const command = separator < 0 ? [] : this.argv.slice(separator + 1)
     const { args, flags } = await this.parse({ ...Connect, baseFlags: Connect.baseFlags, strict: true }, separator < 0 ? this.argv : this.argv.slice(0, separator))
-    const credentials = resolveClientCredentials()
+    const credentials = await resolveClientCredentials()
 
     const listeners: ((event: ConnectEvent) => void)[] = []
     const mode = this.jsonMode ? 'json' : command.length > 0 ? 'command' : process.stdout.isTTY ? 'live' : 'plain'
@@ -47,7 +52,13 @@ PGPASSWORD=<local secret>, PGSSLMODE=disable and DATABASE_URL), passes its exit 
       else if (mode === 'command' && event.type === 'error') process.stderr.write(`airlock: ${formatConnectEvent(event)}\n`)
       for (const listener of listeners) listener(event)
     }
-    const connected = await startConnect({ credentials, connection: args.name, port: flags.port, onEvent, localSecret: flags['local-secret'] })
+    const summary = await describeConnection(credentials, args.name)
+    if (summary.type === 'command') {
+      if (flags.json) throw new AirlockError('usage', `${args.name} is a command connection: an interactive terminal has no --json mode`, { hint: `use \`airlock exec ${args.name}\`` })
+      process.exitCode = await runTerminalSession({ credentials, connection: args.name, args: command, stdin: process.stdin, stdout: process.stdout })
+      return
+    }
+    const connected = await startConnect({ credentials, connection: args.name, port: flags.port, onEvent, localSecret: flags['local-secret'], summary })
     const { listener } = connected
 
     if (command.length > 0) {

@@ -9,7 +9,7 @@ export default class Connections extends BaseCommand {
 
   async run(): Promise<void> {
     await this.parse(Connections)
-    const connections = await new GatewayClient(resolveClientCredentials()).connections()
+    const connections = await new GatewayClient(await resolveClientCredentials()).connections()
     if (this.jsonMode) return this.printJson({ connections })
     if (connections.length === 0) {
       process.stdout.write('No connections are available to this identity; ask a gateway admin for access.\n')

@@ -8,13 +8,16 @@ import { AirlockError } from '../src/errors.js'
 import type { OutputFormat } from '../src/ui/results.js'
 
 export default class Exec extends BaseCommand {
-  static override summary = 'Run SQL on a connection and print the results (scripts, CI, agents)'
+  static override summary = 'Run SQL on a connection and print the results, or run a command connection once (scripts, CI, agents)'
   static override description = `Runs the statements in order through the gateway, like psql -f with ON_ERROR_STOP: the first error stops
 the script and names its line. SQL comes from -i, -f or standard input. Output: a table on a terminal, TSV when
 piped; --output csv|tsv|json|table; --json is --output json (one object per result set: columns, rows, command,
 rowCount, notices). NULL and '' stay distinct in every format. Notices go to stderr.
 Exit codes: 0 ok, 1 SQL error (or --timeout), 3 blocked by a guardrail, 4 not logged in, 5 forbidden,
-6 gateway unreachable, 7 database unavailable.`
+6 gateway unreachable, 7 database unavailable.
+On a command connection, runs its command once without a terminal: -i, -f or piped stdin becomes its input, -- ARGS
+are appended when the connection allows it, stdout and stderr stay apart, and its own exit code is passed through
+(255 when the tunnel drops while it runs; 3 when a deny pattern refused the input).`
   static override strict = false
   static override args = { name: Args.string({ description: 'Connection name (see `airlock connections`)', required: true }) }
   static override flags = {
@@ -28,15 +31,14 @@ Exit codes: 0 ok, 1 SQL error (or --timeout), 3 blocked by a guardrail, 4 not lo
     '<%= config.bin %> exec pg-prod -f migrate.sql --timeout 10m',
     `echo "select * from customers limit 5" | <%= config.bin %> exec pg-prod --output csv`,
     `<%= config.bin %> exec pg-prod -i "select * from orders" --json | jq .rowCount`,
+    `<%= config.bin %> exec ops-shell -i "df -h /var"`,
+    '<%= config.bin %> exec kubectl-prod -- get pods -n web',
   ]
 
   async run(): Promise<void> {
     const separator = this.argv.indexOf('--')
+    const remoteArgs = separator < 0 ? undefined : this.argv.slice(separator + 1)
     const { args, flags } = await this.parse({ ...Exec, baseFlags: Exec.baseFlags, strict: true }, separator < 0 ? this.argv : this.argv.slice(0, separator))
-    if (separator >= 0) {
-      throw new AirlockError('usage', 'remote arguments after -- are for command connections', { hint: 'put the SQL in -i, -f or stdin' })
-    }
-    const script = await readScript(flags.input, flags.file)
     const format: OutputFormat = this.jsonMode ? 'json' : ((flags.output as OutputFormat | undefined) ?? (process.stdout.isTTY ? 'table' : 'tsv'))
     let timeoutMs: number | undefined
     if (flags.timeout !== undefined) {
@@ -46,10 +48,14 @@ Exit codes: 0 ok, 1 SQL error (or --timeout), 3 blocked by a guardrail, 4 not lo
         throw new AirlockError('usage', `--timeout must be a duration like 30s or 5m`)
       }
     }
-    await runExec({
+    process.exitCode = await runExec({
       credentials: await resolveClientCredentials(),
       connection: args.name,
-      script,
+      readScript: () => readScript(flags.input, flags.file),
+      input: { ...(flags.input === undefined ? {} : { text: flags.input }), ...(flags.file === undefined ? {} : { file: flags.file }) },
+      ...(remoteArgs === undefined ? {} : { remoteArgs }),
+      formatRequested: flags.json || flags.output !== undefined,
+      stdin: process.stdin,
       format,
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
       stdout: process.stdout,

@@ -10,7 +10,7 @@ export default class SessionsKill extends BaseCommand {
 
   async run(): Promise<void> {
     const { args } = await this.parse(SessionsKill)
-    await new GatewayClient(resolveClientCredentials()).killSession(args.id)
+    await new GatewayClient(await resolveClientCredentials()).killSession(args.id)
     if (this.jsonMode) return this.printJson({ killed: args.id })
     process.stdout.write(`Session ${args.id} ended.\n`)
   }

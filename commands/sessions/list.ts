@@ -9,7 +9,7 @@ export default class SessionsList extends BaseCommand {
 
   async run(): Promise<void> {
     await this.parse(SessionsList)
-    const sessions = await new GatewayClient(resolveClientCredentials()).sessions()
+    const sessions = await new GatewayClient(await resolveClientCredentials()).sessions()
     if (this.jsonMode) return this.printJson({ sessions })
     if (sessions.length === 0) {
       process.stdout.write('No live sessions.\n')

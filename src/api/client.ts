@@ -1,4 +1,5 @@
 /** The gateway's HTTP API as the CLI sees it. Every failure is an AirlockError with its exit code. */
+import type { AuditEvent, Head, VerifyReport } from '../audit/index.js'
 import type { ClientCredentials } from '../auth/index.js'
 import { AirlockError, isErrorCode } from '../errors.js'
 import type { SessionInfo } from '../gateway/sessions.js'
@@ -21,6 +22,18 @@ export interface WhoAmI {
   groups: string[]
   admin: boolean
   expiresAt: string | null
+}
+
+/** Filters of `airlock audit list` and `tail`, as query parameters of the audit API. */
+export interface AuditQuery {
+  user?: string
+  connection?: string
+  session?: string
+  /** ISO time, or a duration back from now (`2h`); the gateway resolves it. */
+  since?: string
+  verdict?: string
+  type?: string
+  limit?: number
 }
 
 export class GatewayClient {
@@ -51,7 +64,64 @@ export class GatewayClient {
     await this.request('DELETE', `v1/sessions/${encodeURIComponent(id)}`)
   }
 
-  private async request<T>(method: string, path: string): Promise<T> {
+  /** Audit events, newest first; pass `next` back as `cursor` for the following page. */
+  auditEvents(query: AuditQuery & { cursor?: string }): Promise<{ events: AuditEvent[]; next: string | null }> {
+    return this.request('GET', `v1/audit/events${queryString(query)}`)
+  }
+
+  /** One audit event by id (`CHAIN:SEQ`): `usage` when there is none. */
+  auditEvent(id: string): Promise<AuditEvent> {
+    return this.request('GET', `v1/audit/events/${encodeURIComponent(id)}`)
+  }
+
+  /** Events after `cursor` (from now when absent); the gateway holds the request up to ~25 s waiting for one. */
+  auditTail(query: AuditQuery & { cursor?: string; wait?: string }): Promise<{ events: AuditEvent[]; cursor: string }> {
+    return this.request('GET', `v1/audit/tail${queryString(query)}`, 60_000)
+  }
+
+  auditVerify(expect: readonly string[]): Promise<VerifyReport> {
+    const params = new URLSearchParams()
+    for (const head of expect) params.append('expect', head)
+    const text = params.toString()
+    return this.request('GET', `v1/audit/verify${text === '' ? '' : `?${text}`}`, 30 * 60_000)
+  }
+
+  async auditHeads(): Promise<Head[]> {
+    return (await this.request<{ heads: Head[] }>('GET', 'v1/audit/head')).heads
+  }
+
+  /** The whole log as JSON lines, streamed. */
+  async auditExport(options: { chain?: string } = {}): Promise<ReadableStream<Uint8Array>> {
+    const url = this.url(`v1/audit/export${queryString({ format: 'jsonl', ...options })}`)
+    let response: Response
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${this.credentials.token}`, 'user-agent': `airlock/${VERSION}`, accept: 'application/x-ndjson' },
+        redirect: 'error',
+      })
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause
+      throw unreachable(this.credentials.gateway, { code: cause?.code ?? (error as Error).name, message: (error as Error).message })
+    }
+    if (!response.ok || response.body === null) {
+      let body: { error?: { code?: unknown; message?: unknown; hint?: unknown } } = {}
+      try {
+        body = JSON.parse(await response.text()) as typeof body
+      } catch {
+        // not JSON: reported below
+      }
+      const { code, message, hint } = body.error ?? {}
+      if (isErrorCode(code) && typeof message === 'string') throw new AirlockError(code, message, typeof hint === 'string' ? { hint } : {})
+      throw new AirlockError('gateway-unreachable', `the gateway answered HTTP ${response.status}`)
+    }
+    return response.body
+  }
+
+  private url(path: string): URL {
+    return new URL(path, this.credentials.gateway.href.endsWith('/') ? this.credentials.gateway : `${this.credentials.gateway.href}/`)
+  }
+
+  private async request<T>(method: string, path: string, timeoutMs = 15_000): Promise<T> {
     const url = new URL(path, this.credentials.gateway.href.endsWith('/') ? this.credentials.gateway : `${this.credentials.gateway.href}/`)
     let response: Response
     try {
@@ -59,7 +129,7 @@ export class GatewayClient {
         method,
         headers: { authorization: `Bearer ${this.credentials.token}`, 'user-agent': `airlock/${VERSION}`, accept: 'application/json' },
         redirect: 'error',
-        signal: AbortSignal.timeout(15_000),
+        signal: AbortSignal.timeout(timeoutMs),
       })
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause
@@ -81,4 +151,11 @@ export class GatewayClient {
     }
     return body as T
   }
+}
+
+function queryString(values: object): string {
+  const params = new URLSearchParams()
+  for (const [key, value] of Object.entries(values) as [string, unknown][]) if (value !== undefined && value !== '') params.set(key, String(value))
+  const text = params.toString()
+  return text === '' ? '' : `?${text}`
 }

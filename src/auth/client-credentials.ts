@@ -1,31 +1,73 @@
 import { AirlockError } from '../errors.js'
+import { gatewayKey, LoginRegistry, LoginSession, refreshDueAt } from './logins.js'
+import { airlockConfigDir } from './private-files.js'
 
 export interface ClientCredentials {
   gateway: URL
-  token: string
+  /**
+   * The bearer token to send now. For a stored login it is renewed in the background before it
+   * expires, so a long-running process reading it per request gets a fresh one.
+   */
+  readonly token: string
+  /** Resolves with a token that is not about to expire, renewing a stored login's if needed. */
+  fresh?(): Promise<string>
 }
+
+/** Where the credentials came from: the environment (CI, agents) or a stored `airlock login`. */
+export type CredentialSource = { kind: 'env' } | { kind: 'login'; session: LoginSession }
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/i
 
 /**
- * The gateway and bearer token the CLI uses: `AIRLOCK_GATEWAY` and `AIRLOCK_TOKEN` (a service token
- * or a workload OIDC token). Plain `http://` is refused except on loopback, so a token never
- * crosses a network in the clear.
+ * The gateway and bearer token the CLI uses. `AIRLOCK_TOKEN` (a service token or a workload OIDC
+ * token) wins and needs `AIRLOCK_GATEWAY`: a CI token is never sent to a gateway remembered from
+ * an interactive login. Otherwise the stored login for `AIRLOCK_GATEWAY`, or for the gateway last
+ * logged in to, renewed if it is about to expire. Plain `http://` is refused except on loopback,
+ * so a token never crosses a network in the clear.
  */
-export function resolveClientCredentials(env: NodeJS.ProcessEnv = process.env): ClientCredentials {
-  const gateway = parseGatewayUrl(env.AIRLOCK_GATEWAY)
-  const token = env.AIRLOCK_TOKEN?.trim()
-  if (token === undefined || token === '') {
-    throw new AirlockError('unauthenticated', 'not logged in: AIRLOCK_TOKEN is not set', {
-      hint: 'set AIRLOCK_TOKEN to a service token or a workload OIDC token',
-    })
-  }
-  return { gateway, token }
+export async function resolveClientCredentials(env: NodeJS.ProcessEnv = process.env): Promise<ClientCredentials> {
+  return (await resolveCredentialSource(env)).credentials
 }
 
-export function parseGatewayUrl(value: string | undefined): URL {
+export async function resolveCredentialSource(env: NodeJS.ProcessEnv = process.env): Promise<{ credentials: ClientCredentials; source: CredentialSource }> {
+  const token = env.AIRLOCK_TOKEN?.trim()
+  if (token !== undefined && token !== '') {
+    return { credentials: { gateway: parseGatewayUrl(env.AIRLOCK_GATEWAY), token }, source: { kind: 'env' } }
+  }
+  const registry = new LoginRegistry(airlockConfigDir(env))
+  const logins = await registry.read()
+  const named = env.AIRLOCK_GATEWAY?.trim()
+  if ((named === undefined || named === '') && logins.defaultGateway === undefined) {
+    throw new AirlockError('unauthenticated', 'not logged in: no stored login, and AIRLOCK_TOKEN is not set', {
+      hint: 'run `airlock login https://airlock.example.com`, or set AIRLOCK_GATEWAY and AIRLOCK_TOKEN (a service token or a workload OIDC token)',
+    })
+  }
+  const gateway = parseGatewayUrl(named !== undefined && named !== '' ? named : logins.defaultGateway)
+  const entry = logins.logins[gatewayKey(gateway)]
+  if (entry === undefined) {
+    throw new AirlockError('unauthenticated', `not logged in to ${gateway.origin}, and AIRLOCK_TOKEN is not set`, {
+      hint: `run \`airlock login ${gateway.origin}\`, or set AIRLOCK_TOKEN to a service token or a workload OIDC token`,
+    })
+  }
+  const session = await LoginSession.open(entry, registry, { onNotice: (text) => process.stderr.write(`airlock: ${text}\n`) })
+  await session.fresh()
+  session.keepFresh()
+  const credentials: ClientCredentials = {
+    gateway,
+    get token() {
+      // A timer can fire late (a laptop that slept): renew in the background for the next request.
+      if (Date.now() >= refreshDueAt(session.current)) session.fresh().catch(() => {})
+      return session.token
+    },
+    fresh: () => session.fresh(),
+  }
+  return { credentials, source: { kind: 'login', session } }
+}
+
+/** A gateway URL from `name` (AIRLOCK_GATEWAY, or a command argument): https, or http on loopback only. */
+export function parseGatewayUrl(value: string | undefined, name = 'AIRLOCK_GATEWAY'): URL {
   if (value === undefined || value.trim() === '') {
-    throw new AirlockError('usage', 'no gateway configured: AIRLOCK_GATEWAY is not set', {
+    throw new AirlockError('usage', `no gateway configured: ${name} is not set`, {
       hint: 'export AIRLOCK_GATEWAY=https://airlock.example.com',
     })
   }
@@ -33,15 +75,15 @@ export function parseGatewayUrl(value: string | undefined): URL {
   try {
     url = new URL(value.trim())
   } catch {
-    throw new AirlockError('usage', 'AIRLOCK_GATEWAY is not a URL', {
+    throw new AirlockError('usage', `${name} is not a URL`, {
       hint: 'use a URL such as https://airlock.example.com',
     })
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new AirlockError('usage', `AIRLOCK_GATEWAY must be an https:// URL, not ${url.protocol}`, { hint: 'use https://...' })
+    throw new AirlockError('usage', `${name} must be an https:// URL, not ${url.protocol}`, { hint: 'use https://...' })
   }
   if (url.username !== '' || url.password !== '') {
-    throw new AirlockError('usage', 'AIRLOCK_GATEWAY must not contain credentials', { hint: 'put the token in AIRLOCK_TOKEN' })
+    throw new AirlockError('usage', `${name} must not contain credentials`, { hint: 'put the token in AIRLOCK_TOKEN' })
   }
   if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname)) {
     throw new AirlockError('usage', `refusing plain http:// to ${url.hostname}: the token would cross the network unencrypted`, {

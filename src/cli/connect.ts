@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { type ConnectionSummary, GatewayClient } from '../api/client.js'
 import type { ClientCredentials } from '../auth/index.js'
 import { AirlockError } from '../errors.js'
+import { runCommandSession } from '../protocols/command/front.js'
 import { createPostgresFront } from '../protocols/postgres/front.js'
 import { type ConnectEvent, type LocalFront, type LocalListener, listenLocal, openTunnel } from '../tunnel/index.js'
 import { VERSION } from '../version.js'
@@ -19,6 +20,8 @@ export interface ConnectOptions {
   onEvent: (event: ConnectEvent) => void
   /** Database connections: require a per-run local secret from local clients (default true). */
   localSecret?: boolean
+  /** The connection as the gateway described it, when the caller already asked. */
+  summary?: ConnectionSummary
 }
 
 export interface Connected {
@@ -30,7 +33,7 @@ export interface Connected {
 
 /** Checks the connection is usable (fails fast with the gateway's reason), then listens. */
 export async function startConnect(options: ConnectOptions): Promise<Connected> {
-  const connection = await new GatewayClient(options.credentials).connection(options.connection)
+  const connection = options.summary ?? (await new GatewayClient(options.credentials).connection(options.connection))
   let localSecret: string | undefined
   let front: LocalFront | undefined
   if (connection.type === 'postgres') {
@@ -123,4 +126,71 @@ export function runLocalCommand(argv: readonly string[], env: NodeJS.ProcessEnv)
       else resolve(128 + (signal ? (constants.signals[signal] ?? 0) : 0))
     })
   })
+}
+
+/** The connection's description from the gateway: its type decides what `connect` does. */
+export function describeConnection(credentials: ClientCredentials, name: string): Promise<ConnectionSummary> {
+  return new GatewayClient(credentials).connection(name)
+}
+
+export interface TerminalSessionOptions {
+  credentials: ClientCredentials
+  connection: string
+  /** Appended to the connection's command when it allows arguments. */
+  args: readonly string[]
+  stdin: NodeJS.ReadStream
+  stdout: NodeJS.WriteStream
+}
+
+/**
+ * Resets what a full-screen program may have left on, for when the session ended under it: SGR
+ * attributes, the alternate screen, a hidden cursor, mouse reporting, bracketed paste.
+ */
+const TERMINAL_RESET = '\x1b[0m\x1b[?47l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1006l\x1b[?2004l\r\n'
+
+/**
+ * `airlock connect NAME` for a command connection: the local terminal in raw mode wired to a pty on
+ * the gateway. Window resizes (SIGWINCH) follow, signals sent to this process are forwarded, and the
+ * terminal is restored on every way out (remote exit, gateway error, tunnel drop, exception, process
+ * exit). Resolves with the remote exit status; a dropped tunnel rejects with `tunnel-dropped` (255).
+ */
+export async function runTerminalSession(options: TerminalSessionOptions): Promise<number> {
+  const { stdin, stdout } = options
+  if (!stdin.isTTY || !stdout.isTTY) {
+    throw new AirlockError('usage', `${options.connection} is a command connection: \`airlock connect\` needs a terminal`, {
+      hint: `for scripts and pipes use \`airlock exec ${options.connection} -i "..."\``,
+    })
+  }
+  const size = (): { cols: number; rows: number } => ({ cols: stdout.columns || 80, rows: stdout.rows || 24 })
+  const { transport } = await openTunnel({
+    gateway: options.credentials.gateway,
+    token: options.credentials.token,
+    connection: options.connection,
+    clientVersion: VERSION,
+    params: { mode: 'pty', ...size(), ...(options.args.length > 0 ? { args: [...options.args] } : {}) },
+  })
+
+  const wasRaw = stdin.isRaw
+  let restored = false
+  const restore = (): void => {
+    if (restored) return
+    restored = true
+    process.off('exit', restore)
+    stdin.setRawMode(wasRaw)
+    stdin.pause()
+  }
+  process.once('exit', restore)
+  stdin.setRawMode(true)
+  // Node's tty.WriteStream turns SIGWINCH into 'resize'.
+  const onResize = (): void => transport.control({ type: 'resize', ...size() })
+  stdout.on('resize', onResize)
+  try {
+    return await runCommandSession(transport, { stdin, stdout, stderr: process.stderr }, { signals: ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'], size: size() })
+  } catch (error) {
+    stdout.write(TERMINAL_RESET)
+    throw error
+  } finally {
+    stdout.off('resize', onResize)
+    restore()
+  }
 }

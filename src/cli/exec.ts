@@ -1,11 +1,16 @@
 /**
  * `airlock exec`: runs a SQL script through the same tunnel and engine as `connect`, like
- * `psql -f` with ON_ERROR_STOP — statements in order, stop at the first error and say where.
+ * `psql -f` with ON_ERROR_STOP — statements in order, stop at the first error and say where. On a
+ * command connection it runs the command once instead (pipes, no terminal): input from -i, -f or
+ * stdin streams to it, stdout and stderr come back apart, and its exit code is passed through.
  */
-import type { Writable } from 'node:stream'
-import { GatewayClient } from '../api/client.js'
+import { createReadStream } from 'node:fs'
+import { access } from 'node:fs/promises'
+import { Readable, type Writable } from 'node:stream'
+import { type ConnectionSummary, GatewayClient } from '../api/client.js'
 import type { ClientCredentials } from '../auth/index.js'
 import { AirlockError } from '../errors.js'
+import { runCommandSession } from '../protocols/command/front.js'
 import { type PostgresDriver, PostgresDriver as Driver } from '../protocols/postgres/driver.js'
 import { type ErrorFields, getField } from '../protocols/postgres/messages.js'
 import { ErrorField } from '../protocols/postgres/protocol.js'
@@ -17,7 +22,15 @@ import { VERSION } from '../version.js'
 export interface ExecOptions {
   credentials: ClientCredentials
   connection: string
-  script: string
+  /** SQL connections: reads the script (-i, -f or stdin), once the connection's type is known. */
+  readScript: () => Promise<string>
+  /** Command connections: -i TEXT or -f FILE (`-` is stdin); neither: stdin when it is not a terminal. */
+  input?: { text?: string; file?: string }
+  /** Command connections: arguments after `--`, appended to the command when the connection allows it. */
+  remoteArgs?: string[]
+  /** --output or --json was given (they apply to SQL results only). */
+  formatRequested?: boolean
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean }
   format: OutputFormat
   /** Whole-run deadline; the running statement is cancelled when it passes. */
   timeoutMs?: number
@@ -53,7 +66,19 @@ export class StatementError extends AirlockError {
   }
 }
 
-export async function runExec(options: ExecOptions): Promise<void> {
+/** Runs the script (SQL) or the command; resolves with the exit status. */
+export async function runExec(options: ExecOptions): Promise<number> {
+  const summary = await new GatewayClient(options.credentials).connection(options.connection)
+  if (summary.type === 'command') return runCommandExec(options)
+  if (options.remoteArgs !== undefined) {
+    throw new AirlockError('usage', 'remote arguments after -- are for command connections', { hint: 'put the SQL in -i, -f or stdin' })
+  }
+  const script = await options.readScript()
+  await runSql({ ...options, script }, summary)
+  return 0
+}
+
+async function runSql(options: ExecOptions & { script: string }, summary: ConnectionSummary): Promise<void> {
   const ranges = splitStatementRanges(options.script)
   const metaCommand = ranges.find(({ start }) => options.script[start] === '\\')
   if (metaCommand !== undefined) {
@@ -63,9 +88,8 @@ export async function runExec(options: ExecOptions): Promise<void> {
   }
   if (ranges.length === 0) throw new AirlockError('usage', 'the script contains no SQL statement')
 
-  const summary = await new GatewayClient(options.credentials).connection(options.connection)
   if (summary.type !== 'postgres') {
-    throw new AirlockError('usage', `exec runs SQL on postgres connections; ${summary.name} is a ${summary.type} connection`, {
+    throw new AirlockError('usage', `exec runs SQL on postgres connections and commands on command connections; ${summary.name} is a ${summary.type} connection`, {
       hint: `use \`airlock connect ${summary.name}\``,
     })
   }
@@ -139,4 +163,43 @@ function lineOf(text: string, offset: number): number {
   let line = 1
   for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 0x0a) line++
   return line
+}
+
+/** One run of a command connection's command; resolves with its exit code. */
+async function runCommandExec(options: ExecOptions): Promise<number> {
+  if (options.formatRequested === true) {
+    throw new AirlockError('usage', `${options.connection} is a command connection: --output and --json apply to SQL results`, {
+      hint: "the command's output passes through as it is",
+    })
+  }
+  const stdin = await commandInput(options)
+  const { transport } = await openTunnel({
+    gateway: options.credentials.gateway,
+    token: options.credentials.token,
+    connection: options.connection,
+    clientVersion: VERSION,
+    params: { mode: 'pipes', ...(options.remoteArgs !== undefined && options.remoteArgs.length > 0 ? { args: options.remoteArgs } : {}) },
+  })
+  return runCommandSession(
+    transport,
+    { ...(stdin === undefined ? {} : { stdin }), stdout: options.stdout, stderr: options.stderr },
+    { signals: ['SIGINT', 'SIGTERM', 'SIGHUP'], ...(options.timeoutMs === undefined ? {} : { deadlineMs: options.timeoutMs }) },
+  )
+}
+
+/** -i TEXT, -f FILE, or stdin unless it is a terminal (then the command gets no input). */
+async function commandInput(options: ExecOptions): Promise<Readable | undefined> {
+  const { text, file } = options.input ?? {}
+  if (text !== undefined) return Readable.from([Buffer.from(text)])
+  if (file !== undefined && file !== '-') {
+    try {
+      await access(file)
+    } catch (error) {
+      throw new AirlockError('usage', `cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+    }
+    return createReadStream(file)
+  }
+  const stdin = options.stdin
+  if (stdin === undefined || (file === undefined && stdin.isTTY === true)) return undefined
+  return stdin as Readable
 }

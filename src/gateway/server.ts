@@ -14,16 +14,19 @@ import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
+import { type AuditLog, encodeCursor, openAuditLog, parseExpectParams, parseListQuery, parseTailQuery, type Redactor } from '../audit/index.js'
 import { type Authenticator, createAuthenticator, hasAnyGroup, type Identity } from '../auth/index.js'
 import type { ConnectionConfig, GatewayConfig, SecretSource } from '../config/index.js'
 import { AirlockError, toAirlockError } from '../errors.js'
 import type { ProtocolEngine } from '../protocols/engine.js'
-import type { StatementHooks } from '../protocols/hooks.js'
+import { ALLOW_ALL, type StatementHooks } from '../protocols/hooks.js'
+import { createCommandEngine } from '../protocols/command/index.js'
 import { createPostgresEngine } from '../protocols/postgres/engine.js'
 import { tcpEngine } from '../protocols/tcp/engine.js'
 import { CLIENT_HEADER, decodeOpenParams, OPEN_HEADER, type OpenParams, parseClientHeader, PROTOCOL_VERSION } from '../tunnel/protocol.js'
 import { WsTransport } from '../tunnel/transport.js'
 import { VERSION } from '../version.js'
+import { connectionCanary, sessionEndEvent, sessionStartEvent, VerdictNotes, withAudit } from './audit-hooks.js'
 import { HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
 import { Metrics } from './metrics.js'
 import { createPolicyHooks } from './policy-hooks.js'
@@ -42,6 +45,8 @@ export interface GatewayOptions {
   keepaliveMs?: number
   /** Statement hooks per session (policy + audit); when absent, each connection's guardrails (allow-all without). */
   hooks?: (session: { id: string; identity: Identity; connection: ConnectionConfig }) => StatementHooks
+  /** `false` runs without an audit log: for tests and benchmarks only; the configuration cannot turn audit off. */
+  audit?: false
 }
 
 export interface Gateway {
@@ -56,18 +61,19 @@ export interface Gateway {
 }
 
 function defaultEngines(): Partial<Record<ConnectionConfig['type'], ProtocolEngine>> {
-  return { tcp: tcpEngine, postgres: createPostgresEngine() }
+  return { tcp: tcpEngine, postgres: createPostgresEngine(), command: createCommandEngine() }
 }
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/
 const SESSION_PATH = /^\/v1\/sessions\/([^/]+)$/
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/
+const AUDIT_EVENT_PATH = /^\/v1\/audit\/events\/([^/]+)$/
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config, logger, secrets } = options
   const now = options.now ?? Date.now
   const engines = options.engines ?? defaultEngines()
   const authenticator =
-    options.authenticator ?? createAuthenticator({ serviceTokens: config.auth.serviceTokens, now })
+    options.authenticator ?? createAuthenticator({ serviceTokens: config.auth.serviceTokens, oidc: config.auth.oidc, now })
   const connections = new Map(config.connections.map((connection) => [connection.name, connection]))
   const sessions = new SessionRegistry(
     {
@@ -77,6 +83,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     now,
   )
+  // Fail closed: without a journal no statement could be recorded before it runs.
+  let audit: AuditLog | undefined
+  if (options.audit !== false) {
+    try {
+      audit = await openAuditLog({ store: config.audit.store, logger, version: VERSION, now })
+    } catch (error) {
+      if (config.audit.required) throw error
+      logger.error({ event: 'audit.disabled', reason: toAirlockError(error).message }, 'running WITHOUT an audit log (audit.required is false)')
+    }
+  }
+  const verdictNotes = new VerdictNotes()
+  /** Sessions whose end is not yet recorded: drain waits for them before closing the audit log. */
+  let unrecorded = 0
   // Compiled (and the SQL parser loaded) before the first tunnel is accepted.
   const hooksFor =
     options.hooks ??
@@ -84,6 +103,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await createPolicyHooks({
         connections: config.connections,
         onVerdict: ({ decision, ...record }) => {
+          if (audit !== undefined) verdictNotes.note({ decision, ...record })
           logger.info({ event: 'guardrail.verdict', ...record, allow: decision.allow, rule: decision.rule }, decision.allow ? 'guardrail exception' : 'guardrail verdict')
         },
       })
@@ -94,6 +114,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const countRefusal = metrics.counter('airlock_refusals_total', 'Requests and upgrades refused, by error code')
   const countBytes = metrics.counter('airlock_tunnel_bytes_total', 'Bytes relayed by ended tunnels, by direction')
   metrics.gauge('airlock_sessions_active', 'Open sessions', () => sessions.size)
+  if (audit !== undefined) {
+    const log = audit
+    metrics.gauge('airlock_audit_available', '1 while the audit log can record new sessions (journal writable, store reachable)', () => (log.available ? 1 : 0))
+    metrics.gauge('airlock_audit_lag_records', 'Audit records journaled and not yet in the store', () => log.status().lag)
+  }
   let draining = false
 
   const wss = new WebSocketServer({
@@ -116,6 +141,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     } catch (error) {
       const failure = toAirlockError(error)
       logger.warn({ event: 'auth.failure', client: clientAddress(request), path: request.url, reason: failure.message }, 'authentication failed')
+      const path = new URL(request.url ?? '/', 'http://gateway').pathname
+      audit?.append({ type: 'auth.failure', client: { address: clientAddress(request) }, path, code: failure.code, reason: failure.message }, { durable: true })
       throw failure
     }
   }
@@ -148,7 +175,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const url = new URL(request.url ?? '/', 'http://gateway')
     const method = request.method ?? 'GET'
     if (method === 'GET' && url.pathname === '/healthz') {
-      return sendJson(response, draining ? 503 : 200, { ok: !draining, draining, sessions: sessions.size })
+      const auditDown = audit !== undefined && config.audit.required && !audit.available
+      return sendJson(response, draining || auditDown ? 503 : 200, {
+        ok: !draining && !auditDown,
+        draining,
+        sessions: sessions.size,
+        audit: audit === undefined ? 'off' : audit.status(),
+      })
     }
     if (method === 'GET' && url.pathname === '/metrics') {
       response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
@@ -205,11 +238,77 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const id = decodeURIComponent(sessionMatch[1]!)
       const session = sessions.get(id)
       if (session === undefined) throw new HttpError(404, 'usage', `no live session ${id}`, { hint: 'list sessions with `airlock sessions list`' })
+      if (audit?.append({ type: 'admin.kill', identity: admin.id, user: admin.display, session: id, killed: true }, { durable: true }) === false && config.audit.required) {
+        throw new HttpError(503, 'upstream-unavailable', 'the audit log cannot record this action, so it was not taken', { hint: 'see the gateway log' })
+      }
       sessions.kill(id, { code: 'forbidden', message: `session ended by gateway admin ${admin.display}` })
       logger.info({ event: 'session.kill', session: id, admin: admin.id }, 'session killed by admin')
       return sendJson(response, 200, { killed: id })
     }
+    if (method === 'GET' && url.pathname.startsWith('/v1/audit/')) return auditRoute(request, response, url)
     throw new HttpError(404, 'usage', `no route ${method} ${url.pathname}`)
+  }
+
+  /** `GET /v1/audit/...` (admin): events, one event, tail (long poll), verify, head, export (JSON lines). */
+  const auditRoute = async (request: IncomingMessage, response: ServerResponse, url: URL): Promise<void> => {
+    const admin = await requireAdmin(request)
+    if (audit === undefined) throw new HttpError(503, 'upstream-unavailable', 'this gateway runs without an audit log', { hint: 'see the gateway log' })
+    const params = url.searchParams
+    const eventMatch = AUDIT_EVENT_PATH.exec(url.pathname)
+    if (url.pathname === '/v1/audit/events') {
+      const query = parseListQuery(params, now())
+      const page = await audit.list(query.filter, query.limit, query.before)
+      return sendJson(response, 200, { events: page.events, next: page.next === null ? null : String(page.next) })
+    }
+    if (eventMatch !== null) {
+      const id = decodeURIComponent(eventMatch[1]!)
+      const event = await audit.get(id)
+      if (event === undefined) throw new HttpError(404, 'usage', `no audit event ${id}`, { hint: 'list events with `airlock audit list`' })
+      return sendJson(response, 200, event)
+    }
+    if (url.pathname === '/v1/audit/tail') {
+      const query = parseTailQuery(params, now())
+      const gone = new AbortController()
+      response.once('close', () => gone.abort())
+      const page = await audit.tail(query.filter, query.cursor, query.limit, query.waitMs, gone.signal)
+      return sendJson(response, 200, { events: page.events, cursor: encodeCursor(page.cursor) })
+    }
+    if (url.pathname === '/v1/audit/verify') {
+      return sendJson(response, 200, await audit.verify(parseExpectParams(params)))
+    }
+    if (url.pathname === '/v1/audit/head') {
+      return sendJson(response, 200, { heads: await audit.heads() })
+    }
+    if (url.pathname === '/v1/audit/export') {
+      const format = params.get('format') ?? 'jsonl'
+      if (format !== 'jsonl') throw new AirlockError('usage', 'export --format must be jsonl')
+      const chain = params.get('chain') ?? undefined
+      const filter: Record<string, string> = { format, ...(chain === undefined ? {} : { chain }) }
+      if (!audit.append({ type: 'admin.export', identity: admin.id, user: admin.display, filter }, { durable: true }) && config.audit.required) {
+        throw new HttpError(503, 'upstream-unavailable', 'the audit log cannot record this export, so it was not started', { hint: 'see the gateway log' })
+      }
+      let started = false
+      const write = async (lines: string[]): Promise<void> => {
+        if (!started) {
+          response.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' })
+          started = true
+        }
+        if (response.destroyed) throw new AirlockError('usage', 'the client left')
+        if (!response.write(`${lines.join('\n')}\n`)) await new Promise((resolve) => response.once('drain', resolve))
+      }
+      try {
+        await audit.export(write, chain === undefined ? {} : { chain })
+      } catch (error) {
+        if (!started) throw error
+        // Headers are gone: cut the stream short so the client sees an incomplete export, never a silent one.
+        response.destroy()
+        return
+      }
+      if (!started) response.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' })
+      response.end()
+      return
+    }
+    throw new HttpError(404, 'usage', `no route GET ${url.pathname}`)
   }
 
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
@@ -251,6 +350,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       throw new HttpError(501, 'upstream-unavailable', `connection ${connection.name}: this gateway cannot serve ${connection.type} connections yet`)
     }
     sessions.assertCanAdmit(identity)
+    if (audit !== undefined && config.audit.required && !audit.available) {
+      throw new HttpError(503, 'upstream-unavailable', 'the audit log is unavailable, so no session can start', {
+        hint: 'sessions are refused rather than run unaudited; a gateway admin must fix audit.store (see the gateway log)',
+      })
+    }
     const params = decodeOpenParams(header(request, OPEN_HEADER))
     if (params === undefined) throw new AirlockError('usage', 'malformed Airlock-Open header')
     return { identity, connection, engine, params, clientVersion: client.version }
@@ -301,8 +405,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     countTunnel({ connection: connection.name })
     const startedAt = now()
     let reason
+    let redactor: Redactor | undefined
+    let audited = false
+    unrecorded++
     try {
-      const hooks = hooksFor({ id, identity, connection })
+      if (audit !== undefined) {
+        redactor = await connectionCanary(connection, secrets)
+        const clientAddress = sessions.get(id)?.clientAddress ?? 'unknown'
+        audited = audit.append(sessionStartEvent({ id, identity, connection: connection.name, clientAddress, clientVersion: admitted.clientVersion }), { durable: true })
+        if (!audited && config.audit.required) {
+          throw new AirlockError('upstream-unavailable', 'the audit log cannot record this session, so it was not started', {
+            hint: 'sessions are refused rather than run unaudited; a gateway admin must fix the audit journal (see the gateway log)',
+          })
+        }
+      }
+      const policy = hooksFor({ id, identity, connection })
+      const hooks =
+        audit !== undefined && redactor !== undefined
+          ? withAudit(policy ?? ALLOW_ALL, { log: audit, required: config.audit.required, session: { id, identity, connection }, redactor, verdicts: verdictNotes })
+          : policy
       const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, ...(hooks ? { hooks } : {}) })
       if (transport.closed) {
         link.abort()
@@ -324,6 +445,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       { event: 'session.end', reason: reason.message, code: reason.code, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt },
       'session ended',
     )
+    if (audited) {
+      const outcome = { reason, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt }
+      audit?.append(sessionEndEvent({ id, identity, connection: connection.name }, outcome, redactor), { durable: true })
+    }
+    unrecorded--
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -353,6 +479,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       sessions.stop()
       server.closeAllConnections()
       await closed
+      const recordedBy = now() + 2_000
+      while (unrecorded > 0 && now() < recordedBy) await sleep(20)
+      await audit?.close('the gateway stopped')
       logger.info({ event: 'gateway.stopped' }, 'gateway stopped')
     })()
     return drained

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { bearerToken, generateServiceToken, hashServiceToken, ServiceTokenVerifier } from '../../../src/auth/index.js'
 import { parseGatewayUrl, resolveClientCredentials } from '../../../src/auth/client-credentials.js'
@@ -68,8 +71,15 @@ describe('client credentials', () => {
     expect(() => parseGatewayUrl(value)).toThrow(expect.objectContaining({ code: 'usage', message: expect.stringMatching(message) }))
   })
 
-  it('need a token', () => {
-    expect(() => resolveClientCredentials({ AIRLOCK_GATEWAY: 'https://a.example' })).toThrow(expect.objectContaining({ code: 'unauthenticated' }))
-    expect(resolveClientCredentials({ AIRLOCK_GATEWAY: 'https://a.example', AIRLOCK_TOKEN: ' alk_x\n' }).token).toBe('alk_x')
+  it('need a token or a login', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'airlock-home-'))
+    await expect(resolveClientCredentials({ HOME: home, AIRLOCK_GATEWAY: 'https://a.example' })).rejects.toMatchObject({ code: 'unauthenticated' })
+    await expect(resolveClientCredentials({ HOME: home })).rejects.toMatchObject({ code: 'unauthenticated' })
+    expect((await resolveClientCredentials({ HOME: home, AIRLOCK_GATEWAY: 'https://a.example', AIRLOCK_TOKEN: ' alk_x\n' })).token).toBe('alk_x')
+  })
+
+  it('never send AIRLOCK_TOKEN to a gateway it was not given with', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'airlock-home-'))
+    await expect(resolveClientCredentials({ HOME: home, AIRLOCK_TOKEN: 'alk_x' })).rejects.toMatchObject({ code: 'usage' })
   })
 })

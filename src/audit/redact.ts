@@ -1,0 +1,245 @@
+/**
+ * What an audit record must never hold: the connection's own secrets (the credential canary, in
+ * raw and encoded forms, anywhere in the text) and secret literals in statement text — the value
+ * after PASSWORD or a secret-looking setting, connection-string and URL passwords, and well-known
+ * token formats. Each redaction leaves `[REDACTED:<detector>]` and names its detector, using the
+ * masking detector names where one fits.
+ *
+ * The scan is lexical: string literals are found as the server's lexer would find them (standard
+ * and E'' strings, dollar quotes; comments and quoted identifiers skipped), so a literal is judged
+ * by the words before it and by its content. It runs only when a cheap pre-check sees a hint of a
+ * secret; ordinary statements cost one regular expression test.
+ */
+
+/** Redaction result: the text to record and the detectors that fired. */
+export interface Redaction {
+  text: string
+  redacted: string[]
+}
+
+export interface Redactor {
+  redact(text: string): Redaction
+  /** Only the canary (the connection's secrets), for free text such as error messages. */
+  redactSecrets(text: string): string
+}
+
+/** Anything that could start a secret: the scan runs only when this matches. */
+const HINT = /pass|pwd|secret|token|key|cred|auth|:\/\/|eyJ|AKIA|ASIA|AIza|gh[pousr]_|github_pat_|xox[abposr]-|sk_(?:live|test)_|-----BEGIN/i
+
+/** Words that make the literal after them a secret (`PASSWORD 'x'`, `SET app.api_token = 'x'`, `OPTIONS (password 'x')`). */
+const SECRET_WORD = /(?:^|[._])(?:pass(?:word|wd|phrase)?|pwd|secret|secrets|token|api_?key|apikey|private_?key|access_?key|secret_?key|client_?secret|credentials?|auth_?token)$/i
+const SECRET_WORD_SUFFIX = /(?:password|passwd|secret|token|api_?key|private_?key|access_?key|credential)s?$/i
+
+/** Token formats that are secrets wherever they appear. */
+const TOKEN_PATTERNS: readonly { detector: string; pattern: RegExp }[] = [
+  { detector: 'private-key', pattern: /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g },
+  { detector: 'jwt', pattern: /\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g },
+  { detector: 'cloud-keys', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g },
+  { detector: 'cloud-keys', pattern: /\bAIza[0-9A-Za-z_-]{35}\b/g },
+  { detector: 'api-keys', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk_(?:live|test)_[A-Za-z0-9]{16,})\b/g },
+]
+
+/** `scheme://user:PASSWORD@host` */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]*:)([^\s@'"/]+)(@)/gi
+/** `password=VALUE` in a libpq connection string or similar key=value text. */
+const KEY_VALUE_PASSWORD = /\b((?:password|passwd|pwd|secret|token|api_?key|sslpassword)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'";,&)]+)/gi
+
+/**
+ * A redactor for one connection. `secrets` are the values the connection holds (its password,
+ * header and environment secrets); each is also matched base64, base64url, hex, percent-encoded
+ * and SQL-quoted.
+ */
+export function createRedactor(secrets: readonly string[] = []): Redactor {
+  const forms = canaryForms(secrets)
+  const redactSecrets = (text: string): string => {
+    let out = text
+    for (const form of forms) if (out.includes(form)) out = out.split(form).join('[REDACTED:credential]')
+    return out
+  }
+  return {
+    redactSecrets,
+    redact(text) {
+      const redacted: string[] = []
+      let out = text
+      const canaried = redactSecrets(out)
+      if (canaried !== out) {
+        redacted.push('credential')
+        out = canaried
+      }
+      if (HINT.test(out)) out = redactSecretLiterals(out, redacted)
+      return { text: out, redacted }
+    },
+  }
+}
+
+function canaryForms(secrets: readonly string[]): string[] {
+  const forms = new Set<string>()
+  for (const secret of secrets) {
+    if (secret === '') continue
+    const bytes = Buffer.from(secret, 'utf8')
+    for (const form of [
+      secret,
+      secret.replaceAll("'", "''"),
+      encodeURIComponent(secret),
+      bytes.toString('base64'),
+      bytes.toString('base64').replace(/=+$/, ''),
+      bytes.toString('base64url'),
+      bytes.toString('hex'),
+      bytes.toString('hex').toUpperCase(),
+      JSON.stringify(secret).slice(1, -1),
+    ]) {
+      if (form !== '') forms.add(form)
+    }
+  }
+  // Longest first, so a form that contains another is replaced whole.
+  return [...forms].sort((a, b) => b.length - a.length)
+}
+
+function redactSecretLiterals(text: string, redacted: string[]): string {
+  const note = (detector: string): void => {
+    if (!redacted.includes(detector)) redacted.push(detector)
+  }
+  let out = ''
+  let last = 0
+  /** The last two words (identifiers, keywords) before the current position, ignoring `=`, `TO`, `:=`, `,` and `(`. */
+  let words: string[] = []
+  const scan = lexLiterals(text)
+  for (const token of scan) {
+    if (token.kind === 'word') {
+      const word = token.text.toLowerCase()
+      if (word === 'to' || word === 'with' || word === 'encrypted') continue
+      words = [words.at(-1) ?? '', word]
+      continue
+    }
+    if (token.kind === 'other') {
+      if (!/^[=:,(]+$/.test(token.text)) words = []
+      continue
+    }
+    // A literal: its content starts after the opening quote or tag.
+    const content = text.slice(token.contentStart, token.contentEnd)
+    let replacement: string | undefined
+    if (words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))) {
+      replacement = '[REDACTED:secret-assignment]'
+      note('secret-assignment')
+    } else {
+      replacement = redactContent(content, note, true)
+      if (replacement === content) replacement = undefined
+    }
+    if (replacement !== undefined) {
+      out += text.slice(last, token.contentStart) + replacement
+      last = token.contentEnd
+      words = []
+    } else {
+      // A literal naming a setting counts as a word: set_config('app.api_key', 'x', false).
+      words = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/.test(content) ? [words.at(-1) ?? '', content.toLowerCase()] : []
+    }
+  }
+  out += text.slice(last)
+  // Outside literals too (comments, identifiers): only the unmistakable formats.
+  return redactContent(out, note, false)
+}
+
+function redactContent(content: string, note: (detector: string) => void, keyValues: boolean): string {
+  let out = content
+  for (const { detector, pattern } of TOKEN_PATTERNS) {
+    const next = out.replace(pattern, `[REDACTED:${detector}]`)
+    if (next !== out) {
+      note(detector)
+      out = next
+    }
+  }
+  let next = out.replace(URL_PASSWORD, (_, before: string, value: string, at: string) => (value.includes('[REDACTED:') ? `${before}${value}${at}` : `${before}[REDACTED:dsn-password]${at}`))
+  if (next !== out) {
+    if (next.includes('[REDACTED:dsn-password]')) note('dsn-password')
+    out = next
+  }
+  if (!keyValues) return out
+  next = out.replace(KEY_VALUE_PASSWORD, (_, before: string, value: string) => (value.includes('[REDACTED:') ? `${before}${value}` : `${before}[REDACTED:dsn-password]`))
+  if (next !== out) {
+    if (next.includes('[REDACTED:dsn-password]')) note('dsn-password')
+    out = next
+  }
+  return out
+}
+
+type LexToken =
+  | { kind: 'word'; text: string }
+  | { kind: 'other'; text: string }
+  | { kind: 'literal'; contentStart: number; contentEnd: number }
+
+/**
+ * The words, punctuation and string literals of SQL text, skipping whitespace, comments and
+ * quoted identifiers (a quoted identifier counts as a word). Unterminated literals run to the end.
+ */
+function* lexLiterals(text: string): Generator<LexToken> {
+  const n = text.length
+  let i = 0
+  while (i < n) {
+    const c = text[i]!
+    if (/\s/.test(c)) {
+      i++
+    } else if (c === '-' && text[i + 1] === '-') {
+      const newline = text.indexOf('\n', i)
+      i = newline < 0 ? n : newline + 1
+    } else if (c === '/' && text[i + 1] === '*') {
+      let depth = 1
+      i += 2
+      while (i < n && depth > 0) {
+        if (text[i] === '/' && text[i + 1] === '*') {
+          depth++
+          i += 2
+        } else if (text[i] === '*' && text[i + 1] === '/') {
+          depth--
+          i += 2
+        } else i++
+      }
+    } else if (c === '"') {
+      let j = i + 1
+      while (j < n) {
+        if (text[j] === '"') {
+          if (text[j + 1] === '"') j += 2
+          else break
+        } else j++
+      }
+      yield { kind: 'word', text: text.slice(i + 1, j).replaceAll('""', '"') }
+      i = j + 1
+    } else if (c === "'" || ((c === 'E' || c === 'e') && text[i + 1] === "'" && !isWordChar(text[i - 1]))) {
+      const escapes = c !== "'"
+      const start = escapes ? i + 2 : i + 1
+      let j = start
+      while (j < n) {
+        if (escapes && text[j] === '\\') j += 2
+        else if (text[j] === "'") {
+          if (text[j + 1] === "'") j += 2
+          else break
+        } else j++
+      }
+      yield { kind: 'literal', contentStart: start, contentEnd: Math.min(j, n) }
+      i = j + 1
+    } else if (c === '$' && !isWordChar(text[i - 1])) {
+      const tag = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 66))
+      if (tag === null) {
+        yield { kind: 'other', text: c }
+        i++
+        continue
+      }
+      const start = i + tag[0].length
+      const close = text.indexOf(tag[0], start)
+      const end = close < 0 ? n : close
+      yield { kind: 'literal', contentStart: start, contentEnd: end }
+      i = close < 0 ? n : close + tag[0].length
+    } else if (isWordChar(c)) {
+      let j = i + 1
+      while (j < n && (isWordChar(text[j]) || text[j] === '.')) j++
+      yield { kind: 'word', text: text.slice(i, j) }
+      i = j
+    } else {
+      yield { kind: 'other', text: c }
+      i++
+    }
+  }
+}
+
+function isWordChar(c: string | undefined): boolean {
+  return c !== undefined && /[A-Za-z0-9_\u0080-\uffff]/.test(c)
+}

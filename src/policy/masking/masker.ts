@@ -1,0 +1,719 @@
+/**
+ * The masking engine a gateway builds per connection: column rules, detectors, custom patterns and
+ * the credential canary, applied to rows, COPY lines and the text fields of other messages.
+ * Synchronous, no I/O; one instance per session (it keeps counts and reusable scratch space).
+ *
+ * Every value first goes through the {@link Prefilter} (one pass over its bytes); a row in which
+ * nothing is raised comes back as `undefined`, with nothing allocated. Only raised values are
+ * decoded and handed to the detectors the prefilter named.
+ */
+import { AirlockError } from '../../errors.js'
+import { Canary, CANARY_LABEL } from './canary.js'
+import { globToRegExp, Profile, profileOf, TEXT_OID } from './columns.js'
+import { type CopyDialect, type CopyFormat, dialectOf, parseCopyLine, writeCopyLine } from './copy.js'
+import { BUILTIN_DETECTORS, type Detector, type DetectorName, DETECTORS } from './detectors.js'
+import { type Carry, Prefilter } from './prefilter.js'
+import { type MaskingStrategy, replacement, type Rewrite } from './strategies.js'
+import { createMaskingStream, type MaskingStream, type MaskingStreamOptions, type StreamContext } from './stream.js'
+
+/** A column rule: every value of a column whose name matches one of the globs is rewritten. */
+export interface ColumnRuleConfig {
+  readonly match: readonly string[]
+  readonly strategy: MaskingStrategy
+  /** `partial`: characters kept at the end (default 4). */
+  readonly keep?: number
+}
+
+/** A custom detector: a regular expression (JavaScript syntax) and what its matches become. */
+export interface CustomDetectorConfig {
+  readonly name: string
+  readonly pattern: string
+  readonly strategy: MaskingStrategy
+}
+
+/** A connection's `masking` section; absent `detectors` means all of them. */
+export interface MaskingConfig {
+  readonly detectors?: readonly DetectorName[]
+  readonly columns?: readonly ColumnRuleConfig[]
+  readonly custom?: readonly CustomDetectorConfig[]
+}
+
+export interface MaskerOptions {
+  /** The connection's secret values (upstream password, injected headers, ...): the canary. */
+  readonly secrets?: readonly string[]
+  /** The top-level `masking.hashKey`; required when a rule or custom detector uses `hash`. */
+  readonly hashKey?: Buffer | string
+}
+
+/** A result column as RowDescription describes it (PostgreSQL's FieldDescription fits). */
+export interface ColumnField {
+  readonly name: string
+  readonly typeOid: number
+  /** 0 text (default), 1 binary. */
+  readonly format?: number
+}
+
+/** How the values of one result set are masked: from {@link Masker.columns}, for {@link Masker.row}. */
+export interface ColumnPlan<F extends ColumnField = ColumnField> {
+  /** Columns in the result set. */
+  readonly width: number
+  /**
+   * The field descriptions the client must be sent, or undefined when they stay as they are.
+   * A column under a rule becomes `text` (type 25, size -1, modifier -1, format 0), so a driver
+   * accepts `[REDACTED]` in what was an `int8`; a name holding a secret is masked.
+   */
+  readonly fields: readonly F[] | undefined
+  /** Per column: under a column rule (its values are rewritten whole, and sent as text). */
+  readonly ruled: readonly boolean[]
+}
+
+/** Masked values since the last {@link Masker.takeCounts}, for the audit's `statement.end`. */
+export interface MaskCounts {
+  /** Findings and rewritten cells, all kinds together. */
+  readonly total: number
+  /** Findings per detector: built-in names, custom names, and `canary` for the connection's secrets. */
+  readonly detectors: Readonly<Record<string, number>>
+  /** Values rewritten by a column rule, per column name. */
+  readonly columns: Readonly<Record<string, number>>
+  /** Binary-format values nulled because something was found in them (they cannot be rewritten). */
+  readonly nulled: number
+}
+
+export interface Masker {
+  /** The plan for a result set with these columns (RowDescription, or a COPY's column names). */
+  columns<F extends ColumnField>(fields: readonly F[]): ColumnPlan<F>
+  /**
+   * One row's values (DataRow order) masked under `plan`, or undefined when nothing changes (the
+   * fast path: nothing is allocated). A finding in a value that cannot hold a label — binary
+   * format, a number, a date, a UUID, bytea — nulls the value (counted as `nulled`).
+   */
+  row(values: readonly (Buffer | null)[], plan: ColumnPlan): (Buffer | null)[] | undefined
+  /**
+   * {@link row} over a DataRow body as it came from the server (Int16 count, then per value an
+   * Int32 length, -1 for NULL, and the bytes): the clean case reads the body in place and
+   * allocates nothing; otherwise the row's values, masked, for `serializeDataRow`.
+   */
+  dataRow(body: Buffer, plan: ColumnPlan): (Buffer | null)[] | undefined
+  /** A text outside rows (error and notice fields, a notification, a parameter value, a name) masked, or undefined. */
+  text(value: string): string | undefined
+  /**
+   * ErrorResponse/NoticeResponse fields masked, or undefined: every field but severity, SQLSTATE,
+   * position and the server's source location (S V C P p F L R).
+   */
+  errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined
+  /**
+   * One COPY TO STDOUT data line (a CopyData body) masked, or undefined. Without a plan the columns
+   * are anonymous: detectors and canary apply, column rules cannot.
+   */
+  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan): Buffer | undefined
+  /** A streaming masker for command output (see {@link MaskingStream}). */
+  stream(options?: MaskingStreamOptions): MaskingStream
+  /** The counts since the previous call, and a fresh start. */
+  takeCounts(): MaskCounts
+}
+
+// Flags: which detectors a value needs. Built-ins are 1 << their index in DETECTORS.
+const CANARY = 1 << 11
+const CUSTOM = 1 << 12
+/** Source index of the canary; custom detectors follow it. */
+const CANARY_SOURCE = 11
+const FIRST_CUSTOM_SOURCE = 12
+const ALL_DETECTOR_BITS = (1 << DETECTORS.length) - 1
+
+/** Digits in a run (with separators) that raise the phone/card/IBAN/SSN detectors in text. */
+const TEXT_DIGIT_RUN = 9
+/** Digits in a run that raise the card detector in a number. */
+const NUMBER_DIGIT_RUN = 13
+const NEVER = Number.MAX_SAFE_INTEGER
+
+/** Error fields that carry no text a query can influence: severity, SQLSTATE, positions, source location. */
+const FIXED_ERROR_FIELDS = new Set([...'SVCPpFLR'].map((char) => char.charCodeAt(0)))
+
+interface Source {
+  /** The name counted: a detector name, a custom name, or `canary`. */
+  readonly name: string
+  readonly rewrite: Rewrite
+}
+
+/** What the masker does with one column. */
+interface Column {
+  /** Flags the prefilter may raise for this column's type. */
+  readonly mask: number
+  readonly digitLimit: number
+  readonly digitFlags: number
+  /** Flags raised whatever the bytes (a custom pattern without an anchor, an unanchorable secret). */
+  readonly always: number
+  readonly rule: Rewrite | undefined
+  /** Sent in binary: a value under a rule, or with a finding, is nulled (it cannot be rewritten). */
+  readonly binary: boolean
+  /** A finding nulls the value: binary, or a type that cannot hold a label (numbers, dates, bytea). */
+  readonly nullOnFinding: boolean
+  /** json/jsonb: labels outside strings are quoted. */
+  readonly json: boolean
+  readonly name: string
+}
+
+class Plan<F extends ColumnField> implements ColumnPlan<F> {
+  constructor(
+    readonly owner: DefaultMasker,
+    readonly width: number,
+    readonly fields: readonly F[] | undefined,
+    readonly ruled: readonly boolean[],
+    readonly internal: readonly Column[],
+  ) {}
+}
+
+/** One finding in a cell, after overlaps are merged. */
+interface Span {
+  start: number
+  end: number
+  source: number
+  /** Merged from findings of different sources: written as the winner's label. */
+  mixed: boolean
+}
+
+/**
+ * Builds a masker. Validates the configuration once (unknown detector, bad pattern, `hash`
+ * without a key: AirlockError `config`); the returned masker never re-checks.
+ */
+export function createMasker(config: MaskingConfig, options: MaskerOptions = {}): Masker {
+  return new DefaultMasker(config, options)
+}
+
+class DefaultMasker implements Masker {
+  private readonly detectors: Detector[] = []
+  private readonly sources: Source[] = []
+  private readonly custom: { pattern: RegExp; source: number }[] = []
+  private readonly rules: { globs: RegExp[]; rewrite: Rewrite }[] = []
+  private readonly canary: Canary | undefined
+  private readonly prefilter: Prefilter
+  private readonly hashKey: Buffer | undefined
+  /** Flags raised by digit runs in text, and in numbers. */
+  private readonly textDigits: number
+  private readonly numberDigits: number
+  /** Flags every value raises (custom patterns without an anchor, a secret without one). */
+  private readonly always: number
+  private readonly textColumn: Column
+  /** Scratch: the flags of each cell of the row being masked, and the bytes carried between cells. */
+  private flags = new Int32Array(64)
+  private readonly carry: Carry = { window: 0, length: 0 }
+  private readonly anonymous = new Map<number, Plan<ColumnField>>()
+  /** COPY formats as parsed, by the object the caller passes for each COPY. */
+  private readonly dialects = new WeakMap<CopyFormat, CopyDialect>()
+  private counts = emptyCounts()
+
+  constructor(config: MaskingConfig, options: MaskerOptions) {
+    const enabled = config.detectors ?? DETECTORS
+    for (const name of enabled) {
+      if (!(DETECTORS as readonly string[]).includes(name)) throw new AirlockError('config', `unknown masking detector ${JSON.stringify(name)}`, { hint: `use one of: ${DETECTORS.join(', ')}` })
+    }
+    for (const name of DETECTORS) {
+      const detector = BUILTIN_DETECTORS[name]
+      this.sources.push({ name, rewrite: { strategy: 'redact', label: detector.label, keep: 0 } })
+      if (enabled.includes(name)) this.detectors.push(detector)
+    }
+    this.sources.push({ name: 'canary', rewrite: { strategy: 'redact', label: CANARY_LABEL, keep: 0 } })
+
+    this.hashKey = options.hashKey === undefined ? undefined : Buffer.from(options.hashKey)
+    const needKey = (strategy: MaskingStrategy, what: string): void => {
+      if (strategy === 'hash' && (this.hashKey === undefined || this.hashKey.length === 0)) {
+        throw new AirlockError('config', `${what} uses the hash strategy, which needs masking.hashKey`, { hint: 'set masking: { hashKey: { env: AIRLOCK_HASH_KEY } } at the top level of the configuration' })
+      }
+    }
+
+    for (const rule of config.columns ?? []) {
+      needKey(rule.strategy, `the column rule for ${rule.match.join(', ')}`)
+      this.rules.push({
+        globs: rule.match.map(globToRegExp),
+        rewrite: { strategy: rule.strategy, label: '[REDACTED]', keep: rule.keep ?? 4 },
+      })
+    }
+
+    const canary = Canary.create(options.secrets ?? [])
+    this.canary = canary
+    const anchors: [string, number][] = []
+    for (const detector of this.detectors) {
+      for (const gram of detector.anchors) anchors.push([gram, 1 << DETECTORS.indexOf(detector.name)])
+    }
+    let always = 0
+    if (canary !== undefined) {
+      for (const gram of canary.anchors) anchors.push([gram, CANARY])
+      if (canary.always) always |= CANARY
+    }
+
+    const names = new Set<string>([...DETECTORS, 'canary'])
+    for (const custom of config.custom ?? []) {
+      if (names.has(custom.name)) throw new AirlockError('config', `masking detector name ${JSON.stringify(custom.name)} is taken`, { hint: 'give the custom detector another name' })
+      names.add(custom.name)
+      needKey(custom.strategy, `custom detector ${custom.name}`)
+      let pattern: RegExp
+      try {
+        pattern = new RegExp(custom.pattern, 'g')
+      } catch {
+        throw new AirlockError('config', `custom detector ${custom.name}: not a valid regular expression`)
+      }
+      const source = this.sources.length
+      this.sources.push({ name: custom.name, rewrite: { strategy: custom.strategy, label: `[${custom.name.toUpperCase()}]`, keep: 4 } })
+      this.custom.push({ pattern, source })
+      const anchor = literalPrefix(custom.pattern)
+      if (anchor === undefined) always |= CUSTOM
+      else anchors.push([anchor, CUSTOM])
+    }
+    this.prefilter = Prefilter.for({ atSign: this.bitsWith('at-sign'), percent: canary === undefined ? 0 : CANARY, across: CANARY, anchors })
+    this.always = always
+    this.textDigits = this.bitsWith('digits')
+    this.numberDigits = this.bitsOf(['credit-card'])
+    this.textColumn = this.column('', 0, 0)
+  }
+
+  columns<F extends ColumnField>(fields: readonly F[]): ColumnPlan<F> {
+    let changed = false
+    const internal: Column[] = []
+    const ruled: boolean[] = []
+    const described = fields.map((field) => {
+      const column = this.column(field.name, field.typeOid, field.format ?? 0)
+      internal.push(column)
+      ruled.push(column.rule !== undefined)
+      const name = this.text(field.name) ?? field.name
+      if (column.rule === undefined && name === field.name) return field
+      changed = true
+      if (column.rule === undefined) return { ...field, name }
+      return { ...field, name, typeOid: TEXT_OID, typeSize: -1, typeModifier: -1, format: 0 }
+    })
+    return new Plan(this, fields.length, changed ? described : undefined, ruled, internal)
+  }
+
+  row(values: readonly (Buffer | null)[], plan: ColumnPlan): (Buffer | null)[] | undefined {
+    const columns = this.internalOf(plan)
+    if (values.length !== columns.length) throw new AirlockError('internal', `a row of ${values.length} values does not fit a plan of ${columns.length} columns`)
+    if (this.flags.length < values.length) this.flags = new Int32Array(values.length * 2)
+    const flags = this.flags
+    const prefilter = this.prefilter
+    // Windows across cells matter to the canary only.
+    const carry = this.canary === undefined ? undefined : this.carry
+    if (carry !== undefined) carry.length = 0
+    let raised = 0
+    let ruled = false
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!
+      if (value === null) {
+        flags[i] = 0
+        continue
+      }
+      const column = columns[i]!
+      const cell = column.always | (prefilter.scan(value, 0, value.length, column.digitLimit, column.digitFlags, carry) & column.mask)
+      flags[i] = cell
+      raised |= cell
+      if (column.rule !== undefined) ruled = true
+    }
+    if (raised === 0 && !ruled) return undefined
+    return this.maskRow(values, columns, flags)
+  }
+
+  dataRow(body: Buffer, plan: ColumnPlan): (Buffer | null)[] | undefined {
+    const columns = this.internalOf(plan)
+    if (body.length < 2) throw malformed()
+    const count = body.readUInt16BE(0)
+    if (count !== columns.length) throw new AirlockError('internal', `a row of ${count} values does not fit a plan of ${columns.length} columns`)
+    if (this.flags.length < count) this.flags = new Int32Array(count * 2)
+    const flags = this.flags
+    const prefilter = this.prefilter
+    const carry = this.canary === undefined ? undefined : this.carry
+    if (carry !== undefined) carry.length = 0
+    let raised = 0
+    let ruled = false
+    let offset = 2
+    for (let i = 0; i < count; i++) {
+      if (offset + 4 > body.length) throw malformed()
+      const length = body.readInt32BE(offset)
+      offset += 4
+      if (length === -1) {
+        flags[i] = 0
+        continue
+      }
+      if (length < 0 || offset + length > body.length) throw malformed()
+      const column = columns[i]!
+      const cell = column.always | (prefilter.scan(body, offset, offset + length, column.digitLimit, column.digitFlags, carry) & column.mask)
+      flags[i] = cell
+      raised |= cell
+      if (column.rule !== undefined) ruled = true
+      offset += length
+    }
+    if (offset !== body.length) throw malformed()
+    if (raised === 0 && !ruled) return undefined
+    const values: (Buffer | null)[] = new Array(count)
+    offset = 2
+    for (let i = 0; i < count; i++) {
+      const length = body.readInt32BE(offset)
+      offset += 4
+      values[i] = length === -1 ? null : body.subarray(offset, offset + length)
+      if (length > 0) offset += length
+    }
+    return this.maskRow(values, columns, flags)
+  }
+
+  text(value: string): string | undefined {
+    const bytes = Buffer.from(value, 'utf8')
+    const masked = this.maskSingle(bytes)
+    return masked === undefined ? undefined : masked.toString('utf8')
+  }
+
+  errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined {
+    let out: [number, string][] | undefined
+    fields.forEach(([code, value], index) => {
+      if (FIXED_ERROR_FIELDS.has(code)) return
+      const masked = this.text(value)
+      if (masked === undefined) return
+      out ??= fields.map(([each, text]) => [each, text])
+      out[index]![1] = masked
+    })
+    return out
+  }
+
+  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan): Buffer | undefined {
+    let dialect = this.dialects.get(format)
+    if (dialect === undefined) {
+      dialect = dialectOf(format)
+      this.dialects.set(format, dialect)
+    }
+    const parsed = parseCopyLine(line, dialect)
+    if (parsed === undefined) {
+      // Not well-formed: mask the line as one text, in place (labels need no quoting).
+      return this.maskSingle(line)
+    }
+    const width = parsed.values.length
+    if (plan !== undefined && plan.width !== width) {
+      // The fields do not line up with the named columns: rules cannot be placed, so every field
+      // is treated as ruled (fail closed).
+      const redacted = parsed.values.map((value) => (value === null ? null : Buffer.from('[REDACTED]')))
+      this.counts.columns['*'] = (this.counts.columns['*'] ?? 0) + width
+      this.counts.total += width
+      return writeCopyLine(parsed, redacted, dialect)
+    }
+    const masked = this.row(parsed.values, plan ?? this.anonymousPlan(width))
+    return masked === undefined ? undefined : writeCopyLine(parsed, masked, dialect)
+  }
+
+  stream(options?: MaskingStreamOptions): MaskingStream {
+    return createMaskingStream(this.streamContext(), options)
+  }
+
+  takeCounts(): MaskCounts {
+    const counts = this.counts
+    this.counts = emptyCounts()
+    return counts
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private bitsOf(names: readonly DetectorName[]): number {
+    let bits = 0
+    for (const detector of this.detectors) if (names.includes(detector.name)) bits |= 1 << DETECTORS.indexOf(detector.name)
+    return bits
+  }
+
+  private bitsWith(trigger: 'at-sign' | 'digits'): number {
+    return this.bitsOf(this.detectors.filter((detector) => detector.triggers.includes(trigger)).map((detector) => detector.name))
+  }
+
+  private column(name: string, typeOid: number, format: number): Column {
+    const profile = profileOf(typeOid, format)
+    const rule = this.rules.find((each) => each.globs.some((glob) => glob.test(name)))?.rewrite
+    const binary = format !== 0
+    const base = { always: this.always, rule, binary, name }
+    switch (profile) {
+      case Profile.Text:
+      case Profile.Json:
+        return { ...base, mask: ~0, digitLimit: TEXT_DIGIT_RUN, digitFlags: this.textDigits, nullOnFinding: binary, json: profile === Profile.Json }
+      case Profile.Number:
+        return { ...base, mask: this.numberDigits | CANARY | CUSTOM, digitLimit: NUMBER_DIGIT_RUN, digitFlags: this.numberDigits, nullOnFinding: true, json: false }
+      case Profile.Opaque:
+        return { ...base, mask: CANARY | CUSTOM, digitLimit: NEVER, digitFlags: 0, nullOnFinding: true, json: false }
+    }
+  }
+
+  private internalOf(plan: ColumnPlan): readonly Column[] {
+    if (!(plan instanceof Plan) || plan.owner !== this) throw new AirlockError('internal', 'a column plan is used with a masker that did not make it')
+    return plan.internal
+  }
+
+  private anonymousPlan(width: number): Plan<ColumnField> {
+    let plan = this.anonymous.get(width)
+    if (plan === undefined) {
+      plan = new Plan(this, width, undefined, new Array<boolean>(width).fill(false), new Array<Column>(width).fill(this.textColumn))
+      this.anonymous.set(width, plan)
+    }
+    return plan
+  }
+
+  /** The masked form of one text value, or undefined when unchanged; `null` strategies write their label. */
+  private maskSingle(bytes: Buffer): Buffer | undefined {
+    const found = this.findSingle(bytes)
+    if (found.length === 0) return undefined
+    return this.rewrite(bytes, found, false, this.textColumn) ?? undefined
+  }
+
+  /** Findings (start, end, source triples) in one text value. */
+  private findSingle(bytes: Buffer): number[] {
+    const column = this.textColumn
+    const flags = column.always | this.prefilter.scan(bytes, 0, bytes.length, column.digitLimit, column.digitFlags)
+    const found: number[] = []
+    if (flags === 0) return found
+    if ((flags & CANARY) !== 0) this.canary?.find(bytes, (start, end) => found.push(start, end, CANARY_SOURCE))
+    this.detect(bytes, flags, found)
+    return found
+  }
+
+  /** The slow path of {@link row}: some value raised a flag or sits under a rule. */
+  private maskRow(values: readonly (Buffer | null)[], columns: readonly Column[], flags: Int32Array): (Buffer | null)[] | undefined {
+    const found: (number[] | undefined)[] = new Array(values.length)
+    let canary = false
+    for (let i = 0; i < values.length; i++) if ((flags[i]! & CANARY) !== 0) canary = true
+    if (canary) this.canaryRow(values, found)
+
+    let out: (Buffer | null)[] | undefined
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!
+      if (value === null) continue
+      const column = columns[i]!
+      let masked: Buffer | null | undefined
+      if (column.rule !== undefined) {
+        // The whole value is rewritten; what detectors would find in it goes with it. But `partial`
+        // would show the end of a credential: the canary wins.
+        const credential = column.rule.strategy === 'partial' && found[i] !== undefined && found[i]!.length > 0
+        masked = column.binary ? null : credential ? Buffer.from(CANARY_LABEL) : toBuffer(replacement(column.rule, value, this.hashKey, true))
+        if (credential) this.counts.detectors.canary = (this.counts.detectors.canary ?? 0) + 1
+        this.counts.columns[column.name] = (this.counts.columns[column.name] ?? 0) + 1
+        this.counts.total++
+        if (column.binary) this.counts.nulled++
+      } else {
+        const cell = (found[i] ??= [])
+        if ((flags[i]! & (ALL_DETECTOR_BITS | CUSTOM)) !== 0) this.detect(value, flags[i]!, cell)
+        if (cell.length === 0) continue
+        masked = this.rewrite(value, cell, true, column)
+        if (masked === undefined) continue
+      }
+      out ??= values.slice()
+      out[i] = masked
+    }
+    return out
+  }
+
+  /** Runs the detectors `flags` names over `bytes`, appending findings (start, end, source). */
+  private detect(bytes: Buffer, flags: number, found: number[]): void {
+    if ((flags & ALL_DETECTOR_BITS) !== 0) {
+      const text = bytes.toString('latin1')
+      for (const detector of this.detectors) {
+        const index = DETECTORS.indexOf(detector.name)
+        if ((flags & (1 << index)) !== 0) detector.find(text, (start, end) => found.push(start, end, index))
+      }
+    }
+    if ((flags & CUSTOM) !== 0 && this.custom.length > 0) this.detectCustom(bytes, found)
+  }
+
+  /** Custom patterns read the value as UTF-8 text (they may name non-ASCII characters). */
+  private detectCustom(bytes: Buffer, found: number[]): void {
+    let text = bytes.toString('utf8')
+    let offsets: Int32Array | undefined
+    if (text.length !== bytes.length) {
+      if (Buffer.byteLength(text, 'utf8') === bytes.length) offsets = utf8Offsets(text)
+      else text = bytes.toString('latin1') // not UTF-8 (binary): one character per byte
+    }
+    for (const { pattern, source } of this.custom) {
+      pattern.lastIndex = 0
+      for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
+        if (match[0].length === 0) {
+          pattern.lastIndex++
+          continue
+        }
+        const start = match.index
+        const end = start + match[0].length
+        found.push(offsets?.[start] ?? start, offsets?.[end] ?? end, source)
+      }
+    }
+  }
+
+  /**
+   * The canary over one row: the cells joined as they are (a secret split over columns) and, for
+   * each separator some secret contains, joined with it. Findings are mapped back to the cells.
+   */
+  private canaryRow(values: readonly (Buffer | null)[], found: (number[] | undefined)[]): void {
+    const canary = this.canary!
+    const cells: number[] = []
+    for (let i = 0; i < values.length; i++) if (values[i] !== null) cells.push(i)
+    if (cells.length === 1) {
+      const only = cells[0]!
+      const value = values[only]!
+      canary.find(value, (start, end) => (found[only] ??= []).push(start, end, CANARY_SOURCE))
+      return
+    }
+    for (const separator of [-1, ...canary.separators]) {
+      const starts: number[] = []
+      const pieces: Buffer[] = []
+      let length = 0
+      for (const i of cells) {
+        if (separator >= 0 && pieces.length > 0) {
+          pieces.push(Buffer.of(separator))
+          length++
+        }
+        starts.push(length)
+        pieces.push(values[i]!)
+        length += values[i]!.length
+      }
+      const joined = Buffer.concat(pieces, length)
+      canary.find(joined, (start, end) => {
+        cells.forEach((cell, k) => {
+          const cellStart = starts[k]!
+          const cellEnd = cellStart + values[cell]!.length
+          const from = Math.max(start, cellStart)
+          const to = Math.min(end, cellEnd)
+          if (from < to) (found[cell] ??= []).push(from - cellStart, to - cellStart, CANARY_SOURCE)
+        })
+      })
+    }
+  }
+
+  /**
+   * `bytes` with its findings rewritten; null when a finding's strategy is `null` (and `canBeNull`),
+   * or when the column's values cannot hold a label (fail closed); undefined when nothing changes.
+   */
+  private rewrite(bytes: Buffer, found: readonly number[], canBeNull: boolean, column: Column): Buffer | null | undefined {
+    const spans = mergeSpans(bytes, found, this.sources)
+    if (spans.length === 0) return undefined
+    for (const span of spans) {
+      const name = this.sources[span.source]!.name
+      this.counts.detectors[name] = (this.counts.detectors[name] ?? 0) + 1
+      this.counts.total++
+    }
+    if (column.nullOnFinding && canBeNull) {
+      this.counts.nulled++
+      return null
+    }
+    const strings = column.json ? jsonStrings(bytes) : undefined
+    const pieces: Buffer[] = []
+    let at = 0
+    for (const span of spans) {
+      const rewrite = this.sources[span.source]!.rewrite
+      const effective = span.mixed && rewrite.strategy !== 'null' ? { ...rewrite, strategy: 'redact' as const } : rewrite
+      let text = replacement(effective, bytes.subarray(span.start, span.end), this.hashKey, canBeNull)
+      if (text === null) return null
+      if (strings !== undefined) {
+        // Inside one JSON string the label is string content; outside every string it is written
+        // as a string; across a string's edge the value cannot stay JSON: null it.
+        const inside = strings.find(([start, end]) => span.start < end && span.end > start)
+        if (inside === undefined) text = JSON.stringify(text)
+        else if (span.start < inside[0] || span.end > inside[1]) {
+          if (!canBeNull) return undefined
+          this.counts.nulled++
+          return null
+        }
+      }
+      pieces.push(bytes.subarray(at, span.start), Buffer.from(text, 'utf8'))
+      at = span.end
+    }
+    pieces.push(bytes.subarray(at))
+    return Buffer.concat(pieces)
+  }
+
+  /** What a stream needs: masking, where findings are, and what to hold back for. */
+  private streamContext(): StreamContext {
+    return {
+      mask: (bytes) => this.maskSingle(bytes),
+      findings: (bytes) => mergeSpans(bytes, this.findSingle(bytes), this.sources).flatMap((span) => [span.start, span.end]),
+      canary: this.canary,
+      holdLines: this.custom.length > 0,
+    }
+  }
+}
+
+function malformed(): AirlockError {
+  return new AirlockError('internal', 'a DataRow body does not hold the values it announces')
+}
+
+function emptyCounts(): { total: number; detectors: Record<string, number>; columns: Record<string, number>; nulled: number } {
+  return { total: 0, detectors: {}, columns: {}, nulled: 0 }
+}
+
+function toBuffer(text: string | null): Buffer | null {
+  return text === null ? null : Buffer.from(text, 'utf8')
+}
+
+function isContinuation(byte: number | undefined): boolean {
+  return byte !== undefined && (byte & 0xc0) === 0x80
+}
+
+/**
+ * Findings (start, end, source triples) widened to whole UTF-8 characters, sorted, and merged
+ * where they overlap; a merged span takes the canary's label if the canary is in it, else the
+ * label of the finding that started first.
+ */
+function mergeSpans(bytes: Buffer, found: readonly number[], sources: readonly Source[]): Span[] {
+  const spans: Span[] = []
+  for (let i = 0; i < found.length; i += 3) {
+    let start = found[i]!
+    let end = found[i + 1]!
+    while (start > 0 && isContinuation(bytes[start])) start--
+    while (end < bytes.length && isContinuation(bytes[end])) end++
+    if (end > start) spans.push({ start, end, source: found[i + 2]!, mixed: false })
+  }
+  spans.sort((a, b) => a.start - b.start || b.end - a.end)
+  const merged: Span[] = []
+  for (const span of spans) {
+    const last = merged[merged.length - 1]
+    if (last === undefined || span.start >= last.end) {
+      merged.push(span)
+      continue
+    }
+    if (span.end > last.end) last.end = span.end
+    if (span.source !== last.source) {
+      last.mixed = true
+      const strictest = span.source === CANARY_SOURCE || sources[span.source]!.rewrite.strategy === 'null'
+      if (strictest && last.source !== CANARY_SOURCE) last.source = span.source
+    }
+  }
+  return merged
+}
+
+/** The [start, end) byte ranges of the contents of the string literals of a JSON text. */
+function jsonStrings(bytes: Buffer): [number, number][] {
+  const ranges: [number, number][] = []
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] !== 0x22 /* " */) continue
+    const start = i + 1
+    for (i = start; i < bytes.length && bytes[i] !== 0x22; i++) if (bytes[i] === 0x5c /* \ */) i++
+    ranges.push([start, i])
+  }
+  return ranges
+}
+
+/** Byte offset of each UTF-16 index of `text` (and of its end). */
+function utf8Offsets(text: string): Int32Array {
+  const offsets = new Int32Array(text.length + 1)
+  let bytes = 0
+  for (let i = 0; i < text.length; i++) {
+    offsets[i] = bytes
+    const code = text.charCodeAt(i)
+    if (code < 0x80) bytes += 1
+    else if (code < 0x800) bytes += 2
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      // A surrogate pair is one 4-byte character; its low half starts nowhere of its own.
+      bytes += 4
+      offsets[++i] = bytes
+    } else bytes += 3
+  }
+  offsets[text.length] = bytes
+  return offsets
+}
+
+/**
+ * The case-folded first four characters of `pattern` when it starts with four literal characters
+ * and has no alternation (so every match starts with them); otherwise undefined.
+ */
+function literalPrefix(pattern: string): string | undefined {
+  if (pattern.includes('|')) return undefined
+  const match = /^[A-Za-z0-9_\-:=@#&!,;'"<>~ ]{4}/.exec(pattern)
+  if (match === null) return undefined
+  // A quantifier right after the fourth character could make it optional or repeat it.
+  if (/^[?*+{]/.test(pattern.slice(4))) return undefined
+  return match[0].toLowerCase()
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest'
+import { describeEvent, describeReport, eventRow, printable } from '../../../src/audit/format.js'
+import type { AuditEvent } from '../../../src/audit/record.js'
+
+const begin = {
+  id: '0123456789abcdef:5',
+  hash: 'h',
+  v: 1,
+  chain: '0123456789abcdef',
+  seq: 5,
+  prev: 'p',
+  time: '2026-01-31T12:00:00.000Z',
+  type: 'statement.begin',
+  session: 'ses_1',
+  connection: 'pg',
+  identity: 'service:ci',
+  user: 'ci\u001b[2J',
+  sequence: 3,
+  path: 'simple',
+  text: "select '\u001b]0;owned\u0007'\nfrom t",
+  redacted: [],
+  verdict: 'blocked',
+  rule: 'no-ddl',
+} as unknown as AuditEvent
+
+describe('audit output for terminals', () => {
+  it('escapes control characters from recorded text, so a statement cannot drive the terminal', () => {
+    expect(printable('a\u001b[31mb\u009b\nc')).toBe('a\\u001b[31mb\\u009b\\nc')
+    const line = [...eventRow(begin), describeEvent(begin)].join(' ')
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+    expect(describeEvent(begin)).toBe("#3 simple BLOCKED by no-ddl select '\\u001b]0;owned\\u0007' from t")
+  })
+
+  it('names the first broken link and the missing head', () => {
+    const text = describeReport({
+      ok: false,
+      chains: [{ chain: '0123456789abcdef', records: 4, head: { seq: 4, hash: 'a'.repeat(64) }, broken: { seq: 5, id: '0123456789abcdef:5', kind: 'edited', reason: 'record 0123456789abcdef:5 does not match its hash: it was edited' } }],
+      missingHeads: [{ hash: 'b'.repeat(64), reason: 'no intact chain contains the expected head' }],
+    })
+    expect(text).toContain('BROKEN at 0123456789abcdef:5 (edited)')
+    expect(text).toContain('FAILED')
+  })
+})
