@@ -51,12 +51,14 @@ function connect(target: TestGateway = gateway, args: string[] = []): PtyClient 
   return client
 }
 
+/** A fresh prompt: at the start of a line, maybe after bash's bracketed-paste switch (not `PS1=shell$ ` in `env`). */
+const PROMPT_LINE = new RegExp(`\\n(\\x1b\\[\\?2004h)?${PROMPT.replace('$', '\\$')}`)
+
 /** Types a line and waits for the next prompt after it. */
 async function type(client: PtyClient, line: string): Promise<void> {
   const from = client.bytes().length
   client.write(`${line}\r`)
-  // At the start of a line, maybe after bash's bracketed-paste switch: not `PS1=shell$ ` in `env`.
-  await client.waitFor(new RegExp(`\\n(\\x1b\\[\\?2004h)?${PROMPT.replace('$', '\\$')}`), { from })
+  await client.waitFor(PROMPT_LINE, { from })
 }
 
 describe('airlock connect on a command connection', { timeout: 240_000 }, () => {
@@ -79,7 +81,11 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
     client.write(`${sleeper}; echo not-reached\r`)
     // Ctrl-C once the sleep runs (not while bash is still starting it).
     for (let attempt = 0; attempt < 600 && pgrep(sleeper) === ''; attempt++) await new Promise((resolve) => setTimeout(resolve, 100))
+    const interrupted = client.bytes().length
     client.write('\x03')
+    // The prompt bash prints after the interrupt, before the next line is typed: typed ahead, the
+    // line would be echoed before that prompt, which would end `type` before the line ran.
+    await client.waitFor(PROMPT_LINE, { from: interrupted })
     await type(client, 'echo "status=$?"')
     expect(client.bytes().subarray(from).toString()).toContain('status=130')
     expect(client.bytes().subarray(from).toString()).not.toMatch(/\nnot-reached/)
