@@ -29,6 +29,7 @@ import { VERSION } from '../version.js'
 import { connectionCanary, sessionEndEvent, sessionStartEvent, VerdictNotes, withAudit } from './audit-hooks.js'
 import { HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
 import { Metrics } from './metrics.js'
+import { postgresMasking } from './masking.js'
 import { createPolicyHooks } from './policy-hooks.js'
 import { RateLimiter } from './rate-limit.js'
 import { SessionRegistry } from './sessions.js'
@@ -60,8 +61,8 @@ export interface Gateway {
   drain(graceMs?: number): Promise<void>
 }
 
-function defaultEngines(): Partial<Record<ConnectionConfig['type'], ProtocolEngine>> {
-  return { tcp: tcpEngine, postgres: createPostgresEngine(), command: createCommandEngine() }
+function defaultEngines(config: GatewayConfig, secrets: SecretSource): Partial<Record<ConnectionConfig['type'], ProtocolEngine>> {
+  return { tcp: tcpEngine, postgres: createPostgresEngine({ masking: postgresMasking(config, secrets) }), command: createCommandEngine() }
 }
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/
 const SESSION_PATH = /^\/v1\/sessions\/([^/]+)$/
@@ -71,7 +72,7 @@ const AUDIT_EVENT_PATH = /^\/v1\/audit\/events\/([^/]+)$/
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config, logger, secrets } = options
   const now = options.now ?? Date.now
-  const engines = options.engines ?? defaultEngines()
+  const engines = options.engines ?? defaultEngines(config, secrets)
   const authenticator =
     options.authenticator ?? createAuthenticator({ serviceTokens: config.auth.serviceTokens, oidc: config.auth.oidc, now })
   const connections = new Map(config.connections.map((connection) => [connection.name, connection]))

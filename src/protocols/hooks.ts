@@ -38,6 +38,8 @@ export interface StatementSummary {
   command?: string
   sqlstate?: string
   durationMs: number
+  /** Values masked in what the statement returned, by detector name and `column:<name>` for column rules. */
+  masked?: Record<string, number>
 }
 
 export interface StatementHooks {

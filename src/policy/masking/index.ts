@@ -6,6 +6,8 @@
 export { CANARY_LABEL, FRAGMENT_MIN } from './canary.js'
 export { TEXT_OID } from './columns.js'
 export type { CopyFormat } from './copy.js'
+export { copyOutStatement } from './copy-statement.js'
+export type { CopyOutStatement } from './copy-statement.js'
 export { DETECTORS } from './detectors.js'
 export type { DetectorName } from './detectors.js'
 export { createMasker } from './masker.js'

@@ -20,6 +20,7 @@ import { CancelRegistry, type ClientKey } from './cancel.js'
 import { serializeAuthentication, serializeBackendKeyData, serializeReadyForQuery } from './messages.js'
 import { AuthenticationType } from './protocol.js'
 import { type PostgresStatementHooks, PostgresRelay } from './relay.js'
+import { type PostgresMasking, ResultMasking } from './result-masking.js'
 import { connectUpstream, type UpstreamSession } from './upstream.js'
 
 /** Startup parameters a client may set (lowercase); the gateway sets user, database and application_name. */
@@ -39,7 +40,15 @@ const ALLOWED_PARAMETERS = new Set([
 /** Sent by every client, decided by the gateway instead. */
 const IGNORED_PARAMETERS = new Set(['user', 'database', 'application_name', 'fallback_application_name'])
 
-export function createPostgresEngine(): ProtocolEngine {
+export interface PostgresEngineOptions {
+  /**
+   * The masking of a session (the gateway builds it from the connection's configuration and
+   * secrets); undefined from it, or no factory, relays results unmasked.
+   */
+  masking?: (session: EngineSession) => Promise<PostgresMasking | undefined>
+}
+
+export function createPostgresEngine(options: PostgresEngineOptions = {}): ProtocolEngine {
   const cancels = new CancelRegistry()
   return {
     async open(session: EngineSession): Promise<UpstreamLink> {
@@ -50,6 +59,8 @@ export function createPostgresEngine(): ProtocolEngine {
         return { relay: async () => ({ message: 'cancel request handled' }), abort: () => {} }
       }
       const hooks: PostgresStatementHooks = session.hooks ?? ALLOW_ALL
+      const masked = await options.masking?.(session)
+      const masking = masked === undefined ? undefined : new ResultMasking(masked)
       const parameters = withRequired(startupParameters(params.startup ?? {}), hooks.postgres?.startupParameters)
       parameters.application_name = `airlock/${identity.display}/${session.id}`
       const upstream = await connectUpstream({ connection, secrets: session.secrets, parameters })
@@ -69,11 +80,12 @@ export function createPostgresEngine(): ProtocolEngine {
         hooks,
         { id: session.id, identity, connection: connection.name },
         upstream.parameterValues.get('standard_conforming_strings') !== 'off',
+        masking,
       )
       return {
         relay: async () => {
           try {
-            return await relay.run(greeting(upstream, key))
+            return await relay.run(greeting(upstream, key, masking))
           } finally {
             cancels.unregister(key.processId)
           }
@@ -132,12 +144,12 @@ function cancelTarget(identityId: string, connection: PostgresConnection, upstre
   }
 }
 
-/** What the client receives once the server accepted the gateway: its startup reply, with our key. */
-function greeting(upstream: UpstreamSession, key: ClientKey): Buffer {
+/** What the client receives once the server accepted the gateway: its startup reply (masked), with our key. */
+function greeting(upstream: UpstreamSession, key: ClientKey, masking: ResultMasking | undefined): Buffer {
   return Buffer.concat([
     serializeAuthentication(AuthenticationType.Ok),
-    ...upstream.notices.map((frame) => frame.raw),
-    ...upstream.parameters.map((frame) => frame.raw),
+    ...(masking?.greeting(upstream.notices, 'notice') ?? upstream.notices.map((frame) => frame.raw)),
+    ...(masking?.greeting(upstream.parameters, 'parameter') ?? upstream.parameters.map((frame) => frame.raw)),
     serializeBackendKeyData(key.processId, key.secretKey),
     serializeReadyForQuery(upstream.transactionStatus),
   ])

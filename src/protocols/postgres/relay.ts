@@ -32,18 +32,27 @@ import {
   parseExecute,
   parseFunctionCall,
   parseParameterStatus,
+  parseCopyResponse,
+  parseDescribe,
   parseParse,
   parseQuery,
   parseReadyForQuery,
+  parseRowDescription,
+  serializeBind,
+  serializeDescribe,
   serializeErrorResponse,
+  serializeFlush,
   serializeParse,
   serializeQuery,
 } from './messages.js'
-import { BackendMessage, ErrorField, FrontendMessage } from './protocol.js'
+import { BackendMessage, ErrorField, FormatCode, FrontendMessage } from './protocol.js'
+import { type CopyOutFormat, type ResultMasking, type ResultState, SWALLOWED, unsupportedBinary } from './result-masking.js'
 import { splitStatements } from './split.js'
 
 /** Fails in the server's parser whatever the session state, so nothing of it can run. */
 export const BLOCKED_SQL = 'AIRLOCK GUARDRAIL BLOCKED THIS STATEMENT'
+/** The rule named in a refusal by masking (a statement whose results masking cannot read). */
+export const MASKING_RULE = 'masking'
 /** Largest frontend message accepted (a Bind with a large bytea, a long Query); allocated when its header arrives, so it bounds per-connection memory. */
 export const MAX_FRONTEND_MESSAGE = 64 * 1024 * 1024
 
@@ -77,12 +86,22 @@ export interface SessionInfo {
 /** One frontend message that the server will answer, in the order sent. */
 type Pending =
   | { kind: 'query'; statements: Tracked[]; index: number; blocked: Verdict | undefined }
-  | { kind: 'execute'; statement: Tracked; blocked: Verdict | undefined }
+  | { kind: 'execute'; statement: Tracked; blocked: Verdict | undefined; result: ResultSlot | undefined }
   | { kind: 'function'; statement: Tracked; blocked: Verdict | undefined }
   /** `previous`: what the name meant before, restored if the server rejects or skips this message. */
   | { kind: 'parse'; name: string; previous: string | undefined }
   | { kind: 'bind'; portal: string; previous: Bound | undefined }
-  | { kind: 'close' | 'describe' | 'sync' }
+  /** `result`: a Describe the relay injected (its answer is not relayed) to learn a portal's columns. */
+  | { kind: 'describe'; target: 'S' | 'P'; formats: readonly number[] | undefined; result: ResultSlot | undefined }
+  | { kind: 'close' | 'sync' }
+
+/** A portal's columns as the relay's own Describe learns them, for the Execute after it. */
+interface ResultSlot {
+  state?: ResultState
+  settled: boolean
+  /** Set when the Execute waits for the answer (the client asked for binary results). */
+  settle?: (state: ResultState | undefined) => void
+}
 
 interface Bound {
   name: string
@@ -94,6 +113,8 @@ interface Tracked {
   startedAt: number
   rows: number
   done: boolean
+  /** A COPY TO STDOUT under masking: how its lines are written. */
+  copy?: CopyOutFormat
 }
 
 export class PostgresRelay {
@@ -119,6 +140,10 @@ export class PostgresRelay {
   private readonly backendOut = new Batch()
   /** ParameterStatus values the policy needs kept (see {@link PostgresSessionRequirements}). */
   private readonly pinned: ReadonlyMap<string, string> | undefined
+  /** Masking: result formats each portal was bound with (client's view), the simple-query result set, a COPY out. */
+  private readonly portalFormats = new Map<string, readonly number[]>()
+  private simpleResult: ResultState | undefined
+  private copying: CopyOutFormat | undefined
 
   constructor(
     private readonly transport: Transport,
@@ -128,6 +153,8 @@ export class PostgresRelay {
     private readonly session: SessionInfo,
     /** The server's current setting; the splitter must read strings as the server does. */
     private standardConformingStrings = true,
+    /** The session's masking; undefined relays every result as the server sends it. */
+    private readonly masking?: ResultMasking,
   ) {
     const pinned = hooks.postgres?.pinned
     this.pinned = pinned === undefined ? undefined : new Map(Object.entries(pinned))
@@ -246,11 +273,19 @@ export class PostgresRelay {
         return undefined
       }
       case FrontendMessage.Bind: {
-        const { portal, statement } = parseBind(frame.body)
+        const bind = parseBind(frame.body)
+        const { portal, statement } = bind
         this.pending.push({ kind: 'bind', portal, previous: this.portals.get(portal) })
         // A statement the relay never saw (SQL PREPARE) has no text: the hooks get '' and decide.
         this.portals.set(portal, { name: statement, text: this.statements.get(statement) ?? '' })
-        out.add(frame.raw)
+        if (this.masking !== undefined && bind.resultFormats.some((format) => format !== FormatCode.Text)) {
+          // Masking reads text: the server sends text, the relay re-encodes what the client wants in binary.
+          this.portalFormats.set(portal, bind.resultFormats)
+          out.add(serializeBind({ ...bind, resultFormats: [] }))
+        } else {
+          if (this.masking !== undefined) this.portalFormats.delete(portal)
+          out.add(frame.raw)
+        }
         return undefined
       }
       case FrontendMessage.Execute: {
@@ -258,8 +293,9 @@ export class PostgresRelay {
         const bound = this.portals.get(portal)
         const text = bound?.text ?? ''
         const statement = this.track(/^\s*copy\b/i.test(text) ? 'copy' : 'extended', text, bound?.name ?? '')
+        const described = this.masking === undefined ? undefined : this.describePortal(portal, out)
         return this.decide([statement], out, (verdict, batch) => {
-          this.pending.push({ kind: 'execute', statement, blocked: verdict })
+          this.pending.push({ kind: 'execute', statement, blocked: verdict, result: described?.slot })
           if (verdict === undefined) {
             batch.add(frame.raw)
           } else {
@@ -267,7 +303,7 @@ export class PostgresRelay {
             this.statements.delete('')
             batch.add(serializeParse({ name: '', query: BLOCKED_SQL }))
           }
-        })
+        }, described?.check)
       }
       case FrontendMessage.FunctionCall: {
         const { oid } = parseFunctionCall(frame.body)
@@ -284,15 +320,19 @@ export class PostgresRelay {
           if (name !== '') this.hooks.preparedStatement?.(name, undefined)
         } else {
           this.portals.delete(name)
+          this.portalFormats.delete(name)
         }
         this.pending.push({ kind: 'close' })
         out.add(frame.raw)
         return undefined
       }
-      case FrontendMessage.Describe:
-        this.pending.push({ kind: 'describe' })
+      case FrontendMessage.Describe: {
+        const { kind, name } = parseDescribe(frame.body)
+        const formats = kind === 'P' ? this.portalFormats.get(name) : undefined
+        this.pending.push({ kind: 'describe', target: kind, formats, result: undefined })
         out.add(frame.raw)
         return undefined
+      }
       case FrontendMessage.Sync:
         this.pending.push({ kind: 'sync' })
         out.add(frame.raw)
@@ -317,17 +357,64 @@ export class PostgresRelay {
     statements: Tracked[],
     out: Batch,
     forward: (verdict: Verdict | undefined, batch: Batch) => void,
+    /** Masking's answer on binary results, when it needs the server's description first. */
+    masked?: Promise<Verdict | undefined>,
   ): Promise<(out: Batch) => void> | undefined {
     const plans = statements.map((statement) => this.hooks.begin(statement.context))
-    if (plans.every((plan): plan is StatementPlan => !(plan instanceof Promise))) {
-      forward(firstDenial(plans), out)
+    const copy = this.masking === undefined ? undefined : this.copyRefusal(statements)
+    if (masked === undefined && plans.every((plan): plan is StatementPlan => !(plan instanceof Promise))) {
+      forward(firstDenial(plans) ?? copy, out)
       return undefined
     }
-    return Promise.all(plans).then(
-      (settled) => (batch: Batch) => forward(firstDenial(settled), batch),
+    const hooked = Promise.all(plans).then(
+      (settled) => firstDenial(settled),
       // A hook that fails blocks: fail closed.
-      () => (batch: Batch) => forward({ allow: false, rule: 'airlock-internal', message: 'the statement could not be checked' }, batch),
+      (): Verdict => ({ allow: false, rule: 'airlock-internal', message: 'the statement could not be checked' }),
     )
+    return Promise.all([hooked, masked]).then(([denial, binary]) => (batch: Batch) => forward(denial ?? copy ?? binary, batch))
+  }
+
+  /**
+   * Masking refuses a COPY TO STDOUT it cannot read: binary, unparseable, or under column rules
+   * (COPY sends no column names to match them against). Notes the line format of the others.
+   */
+  private copyRefusal(statements: readonly Tracked[]): Verdict | undefined {
+    const masking = this.masking!
+    for (const statement of statements) {
+      if (!/copy/i.test(statement.context.text)) continue
+      const kind = masking.copyOut(statement.context.text)
+      if (kind === undefined) continue
+      if (kind.format === 'binary') return maskingRefusal('binary COPY output cannot be masked', 'use COPY ... TO STDOUT in text or CSV format')
+      if (kind.format === 'unreadable') return maskingRefusal('the COPY statement could not be read, so its output cannot be masked')
+      if (masking.columnRules) {
+        return maskingRefusal('COPY TO STDOUT cannot apply the connection\'s column masking rules (COPY sends no column names)', 'use SELECT for this data')
+      }
+      statement.copy = kind
+    }
+    return undefined
+  }
+
+  /**
+   * Under masking, every Execute is preceded by a Describe of its portal, whose answer the relay
+   * keeps (the client did not ask for it): the columns to mask. When the client asked for binary
+   * results, the Execute waits for that answer (a Flush makes the server send it at once): a type
+   * the relay cannot re-encode is refused before anything of the statement runs.
+   */
+  private describePortal(portal: string, out: Batch): { slot: ResultSlot; check: Promise<Verdict | undefined> | undefined } {
+    const formats = this.portalFormats.get(portal)
+    const slot: ResultSlot = { settled: false }
+    out.add(serializeDescribe({ kind: 'P', name: portal }))
+    this.pending.push({ kind: 'describe', target: 'P', formats, result: slot })
+    if (formats === undefined) return { slot, check: undefined }
+    out.add(serializeFlush())
+    const check = new Promise<Verdict | undefined>((resolve) => {
+      slot.settle = (state) => {
+        if (state === undefined || state.unsupported.length === 0) return resolve(undefined)
+        const refusal = unsupportedBinary(state.unsupported)
+        resolve(maskingRefusal(refusal.message, refusal.hint))
+      }
+    })
+    return { slot, check }
   }
 
   private track(path: StatementContext['path'], text: string, statementName?: string): Tracked {
@@ -402,10 +489,12 @@ export class PostgresRelay {
         } else if (head?.kind === 'execute') {
           head.statement.rows++
         }
+        if (this.masking !== undefined) return this.masking.dataRow(frame, this.resultOf(head))
         return frame.raw
       case BackendMessage.CommandComplete:
       case BackendMessage.EmptyQueryResponse: {
         const tag = frame.type === BackendMessage.CommandComplete ? parseCommandComplete(frame.body) : undefined
+        this.copying = undefined
         if (head?.kind === 'query') {
           const statement = head.statements[head.index]
           if (statement !== undefined) {
@@ -424,18 +513,43 @@ export class PostgresRelay {
           this.shift()
         }
         return frame.raw
-      case BackendMessage.FunctionCallResponse:
+      case BackendMessage.FunctionCallResponse: {
+        const raw = this.masking === undefined ? frame.raw : this.masking.functionResult(frame)
         if (head?.kind === 'function') this.end(head.statement, 'ok')
-        return frame.raw
+        return raw
+      }
       case BackendMessage.ParseComplete:
       case BackendMessage.BindComplete:
       case BackendMessage.CloseComplete:
       case BackendMessage.NoData:
         if (head !== undefined && head.kind !== 'query' && head.kind !== 'function') this.shift()
+        if (frame.type === BackendMessage.NoData && head?.kind === 'describe' && head.result !== undefined) {
+          // The relay's own Describe: the portal returns no rows.
+          settle(head.result, undefined)
+          return SWALLOWED
+        }
         return frame.raw
       case BackendMessage.RowDescription:
+        if (this.masking !== undefined) return this.onRowDescription(frame, head)
         if (head?.kind === 'describe') this.shift()
         return frame.raw
+      case BackendMessage.CopyOutResponse:
+        if (this.masking !== undefined) this.onCopyOut(frame, head)
+        return frame.raw
+      case BackendMessage.CopyBothResponse:
+        if (this.masking !== undefined) throw new AirlockError('blocked', 'replication streams cannot be masked; the session is closed')
+        return frame.raw
+      case BackendMessage.CopyData:
+        if (this.copying !== undefined) return this.masking!.copyData(frame, this.copying)
+        if (this.masking !== undefined) throw new AirlockError('blocked', 'COPY data the gateway cannot place cannot be masked; the session is closed')
+        return frame.raw
+      case BackendMessage.CopyDone:
+        this.copying = undefined
+        return frame.raw
+      case BackendMessage.NoticeResponse:
+        return this.masking === undefined ? frame.raw : this.masking.errorFields(frame)
+      case BackendMessage.NotificationResponse:
+        return this.masking === undefined ? frame.raw : this.masking.notification(frame)
       case BackendMessage.ParameterStatus: {
         const { name, value } = parseParameterStatus(frame.body)
         if (name === 'standard_conforming_strings') this.standardConformingStrings = value === 'on'
@@ -446,7 +560,7 @@ export class PostgresRelay {
             hint: `leave ${name} at ${expected}`,
           })
         }
-        return frame.raw
+        return this.masking === undefined ? frame.raw : this.masking.parameterStatus(frame)
       }
       case BackendMessage.ErrorResponse:
         return this.onError(frame)
@@ -464,9 +578,47 @@ export class PostgresRelay {
     }
   }
 
+  /** Under masking: the result set a RowDescription announces, and what the client is told of it. */
+  private onRowDescription(frame: Frame, head: Pending | undefined): Buffer {
+    const masking = this.masking!
+    const fields = parseRowDescription(frame.body)
+    if (head?.kind === 'describe') {
+      this.shift()
+      const state = masking.result(fields, head.target === 'P' ? head.formats : undefined)
+      if (head.result === undefined) return masking.rowDescription(frame, state)
+      settle(head.result, state)
+      return SWALLOWED
+    }
+    // A Query's result set (a FETCH from a binary cursor is sent in binary: the masker nulls findings).
+    this.simpleResult = masking.result(fields, undefined)
+    return masking.rowDescription(frame, this.simpleResult)
+  }
+
+  /** The result set rows under `head` belong to; none known fails closed. */
+  private resultOf(head: Pending | undefined): ResultState {
+    const state = head?.kind === 'query' ? this.simpleResult : head?.kind === 'execute' ? head.result?.state : undefined
+    if (state === undefined) throw new AirlockError('blocked', 'rows the gateway could not describe cannot be masked; the session is closed')
+    return state
+  }
+
+  private onCopyOut(frame: Frame, head: Pending | undefined): void {
+    const statement = head?.kind === 'query' ? head.statements[head.index] : head?.kind === 'execute' ? head.statement : undefined
+    const { format } = parseCopyResponse(frame.body)
+    // Binary and unreadable COPY statements were refused before they ran; anything else is unexpected.
+    if (format !== FormatCode.Text || statement?.copy === undefined) {
+      throw new AirlockError('blocked', 'COPY output the gateway cannot read cannot be masked; the session is closed', {
+        hint: 'use COPY ... TO STDOUT in text or CSV format, as a statement of its own',
+      })
+    }
+    this.copying = statement.copy
+  }
+
   private onError(frame: Frame): Buffer {
     const head = this.head
-    if (head === undefined) return frame.raw
+    this.copying = undefined
+    // Masked first: the counts go to the statement the error ends.
+    const raw = this.masking === undefined ? frame.raw : this.masking.errorFields(frame)
+    if (head === undefined) return raw
     const fields = parseErrorFields(frame.body)
     const sqlstate = getField(fields, ErrorField.Code)
     if (head.kind === 'query') {
@@ -476,7 +628,7 @@ export class PostgresRelay {
         return guardrailError(head.blocked, fields)
       }
       if (statement !== undefined) this.end(statement, 'error', undefined, sqlstate)
-      return frame.raw
+      return raw
     }
     if (head.kind === 'function') {
       if (head.blocked !== undefined) {
@@ -484,14 +636,21 @@ export class PostgresRelay {
         return guardrailError(head.blocked, fields)
       }
       this.end(head.statement, 'error', undefined, sqlstate)
-      return frame.raw
+      return raw
     }
-    if (head.kind === 'sync') return frame.raw
+    if (head.kind === 'sync') return raw
     // Extended protocol: this error answers the head message; the server now skips to Sync.
     const undone: Pending[] = [this.shift()!]
     while (this.head !== undefined && this.head.kind !== 'sync') undone.push(this.shift()!)
     // Newest first, so a name defined twice in the pipeline ends at its definition before it.
     for (let i = undone.length - 1; i >= 0; i--) this.undo(undone[i]!)
+    if (head.kind === 'describe' && head.result !== undefined) {
+      // The relay's own Describe failed (no such portal): the client would have had this error
+      // from its Execute, which the server now skips.
+      settle(head.result, undefined)
+      const execute = undone[1]
+      if (execute?.kind === 'execute') this.end(execute.statement, 'error', undefined, sqlstate)
+    }
     for (const pending of undone.slice(1)) this.skip(pending)
     if (head.kind === 'execute') {
       if (head.blocked !== undefined) {
@@ -500,7 +659,7 @@ export class PostgresRelay {
       }
       this.end(head.statement, 'error', undefined, sqlstate)
     }
-    return frame.raw
+    return raw
   }
 
   /** The server did not process this Parse/Bind: the name means what it meant before. */
@@ -516,6 +675,7 @@ export class PostgresRelay {
   }
 
   private skip(pending: Pending): void {
+    if (pending.kind === 'describe' && pending.result !== undefined) settle(pending.result, undefined)
     if (pending.kind === 'query') for (const statement of pending.statements) this.end(statement, 'skipped')
     else if (pending.kind === 'execute' || pending.kind === 'function') this.end(pending.statement, 'skipped')
   }
@@ -527,12 +687,14 @@ export class PostgresRelay {
   private end(statement: Tracked, outcome: 'ok' | 'error' | 'blocked' | 'skipped', command?: string, sqlstate?: string): void {
     if (statement.done) return
     statement.done = true
+    const masked = this.masking?.takeCounts()
     this.hooks.end(statement.context, {
       outcome,
       rows: statement.rows,
       durationMs: performance.now() - statement.startedAt,
       ...(command === undefined ? {} : { command }),
       ...(sqlstate === undefined ? {} : { sqlstate }),
+      ...(masked === undefined ? {} : { masked }),
     })
   }
 }
@@ -547,6 +709,17 @@ export function fatal(sqlstate: string, message: string, hint?: string): Buffer 
   ]
   if (hint !== undefined) fields.push([ErrorField.Hint, hint])
   return serializeErrorResponse(fields)
+}
+
+function settle(slot: ResultSlot, state: ResultState | undefined): void {
+  if (slot.settled) return
+  slot.settled = true
+  slot.state = state
+  slot.settle?.(state)
+}
+
+function maskingRefusal(message: string, hint?: string): Verdict {
+  return { allow: false, rule: MASKING_RULE, message, ...(hint === undefined ? {} : { hint }) }
 }
 
 function firstDenial(plans: readonly StatementPlan[]): Verdict | undefined {
@@ -564,8 +737,8 @@ function guardrailError(verdict: Verdict, upstream: ErrorFields): Buffer {
     [ErrorField.Severity, severity],
     [ErrorField.SeverityV, getField(upstream, ErrorField.SeverityV) ?? severity],
     [ErrorField.Code, '42501'],
-    [ErrorField.Message, `blocked by airlock guardrail ${verdict.rule}: ${verdict.message}`],
-    [ErrorField.Routine, 'airlock_guardrail'],
+    [ErrorField.Message, verdict.rule === MASKING_RULE ? `refused by airlock masking: ${verdict.message}` : `blocked by airlock guardrail ${verdict.rule}: ${verdict.message}`],
+    [ErrorField.Routine, verdict.rule === MASKING_RULE ? 'airlock_masking' : 'airlock_guardrail'],
   ]
   if (verdict.hint !== undefined) fields.splice(4, 0, [ErrorField.Hint, verdict.hint])
   return serializeErrorResponse(fields)
@@ -579,6 +752,7 @@ class Batch {
   private pieces: Buffer[] = []
 
   add(piece: Buffer): void {
+    if (piece.length === 0) return
     const last = this.pieces[this.pieces.length - 1]
     if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
       this.pieces[this.pieces.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length)
