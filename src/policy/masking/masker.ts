@@ -125,6 +125,9 @@ const TEXT_DIGIT_RUN = 9
 /** Digits in a run that raise the card detector in a number. */
 const NUMBER_DIGIT_RUN = 13
 const NEVER = Number.MAX_SAFE_INTEGER
+const BACKSLASH = 0x5c
+const NEWLINE = 0x0a
+const RETURN = 0x0d
 
 /** Error fields that carry no text a query can influence: severity, SQLSTATE, positions, source location. */
 const FIXED_ERROR_FIELDS = new Set([...'SVCPpFLR'].map((char) => char.charCodeAt(0)))
@@ -376,6 +379,7 @@ class DefaultMasker implements Masker {
       dialect = dialectOf(format)
       this.dialects.set(format, dialect)
     }
+    if (plan === undefined && this.cleanCopyLine(line, dialect)) return undefined
     const parsed = parseCopyLine(line, dialect)
     if (parsed === undefined) {
       // Not well-formed: mask the line as one text, in place (labels need no quoting).
@@ -405,6 +409,33 @@ class DefaultMasker implements Masker {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /**
+   * The fast path of {@link copy} without a plan: a line with nothing to unescape (no backslash in
+   * text, no quote in CSV) holds its values as they are between delimiters, so the prefilter can
+   * read them in place, as {@link dataRow} does, and a clean line allocates nothing. True when
+   * nothing is raised: the line goes out unchanged.
+   */
+  private cleanCopyLine(line: Buffer, dialect: CopyDialect): boolean {
+    const column = this.textColumn
+    if (column.always !== 0) return false
+    if (line.includes(dialect.csv ? dialect.quote : BACKSLASH)) return false
+    let end = line.length
+    if (end > 0 && line[end - 1] === NEWLINE) end--
+    if (dialect.csv && end > 0 && line[end - 1] === RETURN) end--
+    const prefilter = this.prefilter
+    const carry = this.canary === undefined ? undefined : this.carry
+    if (carry !== undefined) carry.length = 0
+    for (let start = 0; start <= end; ) {
+      let stop = line.indexOf(dialect.delimiter, start)
+      if (stop < 0 || stop > end) stop = end
+      // A NULL field is skipped, as in row(): it neither raises nor carries.
+      const isNull = stop - start === dialect.null.length && line.compare(dialect.null, 0, dialect.null.length, start, stop) === 0
+      if (!isNull && (prefilter.scan(line, start, stop, column.digitLimit, column.digitFlags, carry) & column.mask) !== 0) return false
+      start = stop + 1
+    }
+    return true
+  }
 
   private bitsOf(names: readonly DetectorName[]): number {
     let bits = 0
