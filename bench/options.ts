@@ -19,7 +19,7 @@ export interface BenchOptions {
   help: boolean
 }
 
-export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--quick] [--only W[,W...]] [--profile]
+export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--quick] [--only W[,W...]] [--profile] [--masking]
 
   --rounds N      interleaved rounds (default 5)
   --duration S    seconds per pgbench run (default 6)
@@ -28,6 +28,8 @@ export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--qui
   --profile       no rounds: run the gateway and the CLI under node --cpu-prof during one
                   select-only 8-client run (or the first --only workload), write the profiles
                   to bench/results/profiles and print the top self-time functions of each
+  --masking       only the masking workload: a text-heavy 100 MB result, direct and through
+                  tunnels without masking, with the canary alone, and with every detector
   --help          this text`
 
 const DEFAULTS = { rounds: 5, durationS: 6, warmupS: 3, scale: 10, copyRows: 100_000 }
