@@ -328,3 +328,40 @@ describe('bytea and opaque types', () => {
     expect(masker.row(cells('\\x616c696365406578616d706c652e636f6d'), plan)).toBeUndefined()
   })
 })
+
+describe('COPY lines with nothing to unescape (read in place)', () => {
+  const SECRET = 'Zq7-w1n9-Kp3x-Lr8v-Tt2m-Hy6c'
+  const lines: [string, string, { format: 'text' | 'csv'; delimiter?: string; null?: string }][] = [
+    ['text, clean', '1\tclean value\t42\n', { format: 'text' }],
+    ['csv, clean', '1,clean value,,42\r\n', { format: 'csv' }],
+    ['text, a secret whole', `1\t${SECRET}\n`, { format: 'text' }],
+    ['text, a secret split over three fields without a separator', `${SECRET.slice(0, 9)}\t${SECRET.slice(9, 18)}\t${SECRET.slice(18)}\n`, { format: 'text' }],
+    ['csv, a secret split over two fields around a NULL', `${SECRET.slice(0, 10)},,${SECRET.slice(10)}\n`, { format: 'csv' }],
+    ['csv with a custom NULL spelling', `${SECRET.slice(0, 10)};x;${SECRET.slice(10)}\n`, { format: 'csv', delimiter: ';', null: 'x' }],
+    ['text, an address', '7\tmail bob@example.com\n', { format: 'text' }],
+    ['csv, a card number', '7,4111 1111 1111 1111\n', { format: 'csv' }],
+  ]
+
+  it.each(lines)('%s: the same result as parsing the line', (_name, text, format) => {
+    const fast = createMasker({}, { secrets: [SECRET] })
+    const parsed = createMasker({}, { secrets: [SECRET] })
+    const line = Buffer.from(text)
+    // A plan forces the parsing path; an anonymous plan of the same width masks the same way.
+    const width = copyWidth(line, format)
+    const plan = parsed.columns(Array.from({ length: width }, (_, index) => ({ name: `c${index}`, typeOid: 0 })))
+    expect(fast.copy(line, format)?.toString()).toBe(parsed.copy(line, format, plan)?.toString())
+    expect(fast.takeCounts()).toEqual(parsed.takeCounts())
+  })
+
+  it('a clean line is returned as undefined, a secret split over fields is masked in every piece', () => {
+    const masking = createMasker({}, { secrets: [SECRET] })
+    expect(masking.copy(Buffer.from('1\tclean value\t42\n'), { format: 'text' })).toBeUndefined()
+    const split = masking.copy(Buffer.from(`${SECRET.slice(0, 9)}\t${SECRET.slice(9, 18)}\t${SECRET.slice(18)}\n`), { format: 'text' })
+    expect(split?.toString()).toBe(`${CANARY_LABEL}\t${CANARY_LABEL}\t${CANARY_LABEL}\n`)
+  })
+})
+
+/** The number of fields of a line without quotes or escapes, for a plan of the right width. */
+function copyWidth(line: Buffer, format: { format: 'text' | 'csv'; delimiter?: string }): number {
+  return line.toString().replace(/\r?\n$/, '').split(format.delimiter ?? (format.format === 'csv' ? ',' : '\t')).length
+}
