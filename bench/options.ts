@@ -28,8 +28,9 @@ export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--qui
   --profile       no rounds: run the gateway and the CLI under node --cpu-prof during one
                   select-only 8-client run (or the first --only workload), write the profiles
                   to bench/results/profiles and print the top self-time functions of each
-  --masking       only the masking workload: a text-heavy 100 MB result, direct and through
-                  tunnels without masking, with the canary alone, and with every detector
+  --masking       only the masking workload (also run after the others when --only is not
+                  given): a text-heavy 100 MB result, direct and through tunnels without
+                  masking, with the canary alone, and with every detector
   --help          this text`
 
 const DEFAULTS = { rounds: 5, durationS: 6, warmupS: 3, scale: 10, copyRows: 100_000 }

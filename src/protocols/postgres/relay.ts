@@ -13,6 +13,10 @@
  * error handling (abort the transaction, discard until Sync) keeps both sides' transaction state
  * identical; the server's error comes back rewritten as SQLSTATE 42501, routine airlock_guardrail.
  *
+ * With masking (result-masking.ts), what the server sends is masked on its way to the client, and
+ * the relay asks the server for text results and describes each portal itself before its Execute
+ * (see the diagram there); a statement whose results masking cannot read is refused as a block is.
+ *
  * Hot path: frames are subarrays of the read chunks; unchanged frames that lie next to each other
  * in memory go out as one slice, so a chunk of untouched messages is written once, uncopied.
  */
@@ -29,11 +33,11 @@ import {
   parseClose,
   parseCommandComplete,
   parseErrorFields,
+  parseCopyResponse,
+  parseDescribe,
   parseExecute,
   parseFunctionCall,
   parseParameterStatus,
-  parseCopyResponse,
-  parseDescribe,
   parseParse,
   parseQuery,
   parseReadyForQuery,
