@@ -128,6 +128,10 @@ class FakeServer extends EventEmitter {
       case 'S':
         send(be.readyForQuery('I'))
         break
+      case 'F':
+        // A function returning the secret: the relay cannot know its type, so a finding nulls it.
+        send(be.functionCallResponse(SECRET), be.readyForQuery('I'))
+        break
       case 'H':
         break
       default:
@@ -145,14 +149,14 @@ const CLIENT_MESSAGES = Buffer.concat([
   fe.sync(),
 ])
 
-async function converse(client: Chunker, server: Chunker): Promise<{ toClient: Buffer; toServer: Buffer }> {
+async function converse(client: Chunker, server: Chunker, messages: Buffer = CLIENT_MESSAGES): Promise<{ toClient: Buffer; toServer: Buffer }> {
   const transport = new FakeTransport()
   const upstream = new FakeServer(server)
   const masker = createMasker({ detectors: [] }, { secrets: [SECRET] })
   const masking = new ResultMasking({ masker, columnRules: false, copyOut: copyOutStatement })
   const relay = new PostgresRelay(transport, upstream as unknown as Socket, new MessageFramer({ maxMessageLength: 1 << 20 }), ALLOW_ALL, { id: 's', identity: { id: 'i', display: 'i' } as never, connection: 'c' }, true, masking)
   const ended = relay.run(Buffer.alloc(0))
-  for (const chunk of client(CLIENT_MESSAGES)) transport.emit('data', Buffer.from(chunk))
+  for (const chunk of client(messages)) transport.emit('data', Buffer.from(chunk))
   // The relay holds the Execute until its own Describe is answered: deliver until nothing moves.
   for (let round = 0; round < 10; round++) {
     upstream.deliver()
@@ -200,6 +204,15 @@ describe('the relay masking path', () => {
     // Binary results re-encoded: int4 7 and -3 as four bytes, the masked text as its bytes.
     expect(toClient.includes(be.dataRow([LABEL, Buffer.from([0, 0, 0, 7])]))).toBe(true)
     expect(toClient.includes(be.dataRow(['clean', Buffer.from([0xff, 0xff, 0xff, 0xfd])]))).toBe(true)
+  })
+
+  it('nulls a function-call result holding the secret (its type is unknown), in any chunking', async () => {
+    const call = fe.functionCall(1234, [], [], 1)
+    const expected = Buffer.concat([be.functionCallResponse(null), be.readyForQuery('I')])
+    for (const [, chunker] of [['whole', whole] as [string, Chunker], ...chunkings]) {
+      const run = await converse(chunker, chunker, call)
+      expect(run.toClient.equals(expected)).toBe(true)
+    }
   })
 
   it.each(chunkings)('the client side in %s: the same bytes both ways', async (_name, chunker) => {
