@@ -10,5 +10,5 @@ export interface PathInfo {
   label: string
   kind: 'direct' | 'pgbouncer' | 'tunnel'
   /** For tunnel paths: the policy configuration measured. */
-  variant?: { id: string; description: string; headline?: true }
+  variant?: { id: string; description: string; headline?: true; audit?: false }
 }

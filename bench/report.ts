@@ -35,7 +35,7 @@ export interface WorkloadSummary {
   workload: string
   paths: PathStats[]
   /** Per tunnel path id. */
-  ratios: Record<string, { vsDirect?: Ratio; vsPgbouncer?: Ratio }>
+  ratios: Record<string, { vsDirect?: Ratio; vsPgbouncer?: Ratio; vsUnaudited?: Ratio }>
 }
 
 type Numeric = 'throughput' | 'latencyMs' | 'connectionMs'
@@ -117,11 +117,14 @@ export function summarize(samples: readonly Sample[], paths: readonly PathInfo[]
       const values = pairwise(own, base, (x, y) => (y === 0 ? Number.NaN : x / y)).map((value) => (value === null || Number.isNaN(value) ? null : value))
       return { rounds: values, ...withValue('median', median(present(values))) }
     }
+    // The tunnel without audit: what every policy's cost is measured against.
+    const unaudited = paths.find((each) => each.kind === 'tunnel' && each.variant?.audit === false)
     for (const path of paths.filter((each) => each.kind === 'tunnel')) {
       const own = perRound(samples, workload.id, path.id, rounds, 'throughput')
       const vsDirect = ratio(own, series(direct, 'throughput'))
       const vsPgbouncer = ratio(own, series(pgbouncer, 'throughput'))
-      ratios[path.id] = { ...(vsDirect ? { vsDirect } : {}), ...(vsPgbouncer ? { vsPgbouncer } : {}) }
+      const vsUnaudited = path === unaudited ? undefined : ratio(own, series(unaudited, 'throughput'))
+      ratios[path.id] = { ...(vsDirect ? { vsDirect } : {}), ...(vsPgbouncer ? { vsPgbouncer } : {}), ...(vsUnaudited ? { vsUnaudited } : {}) }
     }
     return { workload: workload.id, paths: stats, ratios }
   })
@@ -239,6 +242,19 @@ export function renderSummary(context: ReportContext): string {
     }
     if (latencyLines.length > 0) out.push('', 'Added latency (median of per-round differences to direct):', ...latencyLines)
     out.push('')
+  }
+  const unaudited = tunnels.find((tunnel) => tunnel.variant?.audit === false)
+  const costed = tunnels.filter((tunnel) => tunnel !== unaudited)
+  if (unaudited !== undefined && costed.length > 0) {
+    out.push(
+      '',
+      `What each policy costs: throughput ÷ ${unaudited.label} (the same tunnel without audit, a benchmark-only gateway), median of per-round ratios; audit target ≥ 0.90×`,
+      renderTable(
+        ['workload', ...costed.map((tunnel) => tunnel.label)],
+        workloads.map((workload) => [workload.title, ...costed.map((tunnel) => formatRatio(byWorkload(workload.id)?.ratios[tunnel.id]?.vsUnaudited?.median))]),
+        ['l', ...costed.map(() => 'r' as const)],
+      ),
+    )
   }
   return out.join('\n')
 }

@@ -23,6 +23,7 @@ import type { PolicyVariant } from './variants.js'
 
 export const REPO = fileURLToPath(new URL('../', import.meta.url))
 const BIN = join(REPO, 'bin', 'run.js')
+const UNAUDITED_GATEWAY = join(REPO, 'bench', 'unaudited-gateway.ts')
 const HOST = '127.0.0.1'
 
 /** postgresql.conf for benchmarking on a small shared machine: no disk waits, no checkpoints mid-run. */
@@ -95,7 +96,8 @@ export class Stack {
   /** Why a path is missing, for the report. */
   readonly notes: string[] = []
   readonly versions: Record<string, string> = {}
-  gateway: Service | undefined
+  /** The gateway processes: the product's, and the benchmark-only one without audit when a variant needs it. */
+  readonly gateways: Service[] = []
   pgbouncer: Service | undefined
   readonly connects = new Map<string, Service>()
   private readonly services: Service[] = []
@@ -186,50 +188,58 @@ export class Stack {
     const { variants, nodeFlags, progress } = this.options
     const token = generateServiceToken()
     const passwordEnv = 'AIRLOCK_BENCH_PG_PASSWORD'
-    const config = {
-      listen: { host: HOST, port: 0 },
-      auth: { serviceTokens: [{ name: 'bench', sha256: hashServiceToken(token), groups: ['bench'] }] },
-      // Gateway limits, not policy: pgbench -C opens hundreds of tunnels a second from one address.
-      sessions: { maxPerIdentity: 256, drainGrace: '1s' },
-      limits: { upgradesPerMinutePerIp: 1_000_000 },
-      connections: variants.map((variant) => ({
-        name: `bench-${variant.id}`,
-        type: 'postgres',
-        upstream: {
-          host: HOST,
-          port: cluster.port,
-          database: cluster.app.database,
-          user: cluster.app.user,
-          password: { env: passwordEnv },
-          tls: { mode: 'disable' },
-        },
-        access: { groups: ['bench'] },
-        ...((parseYaml(variant.yaml) as Record<string, unknown> | null) ?? {}),
-      })),
+    const connection = (variant: PolicyVariant): Record<string, unknown> => ({
+      name: `bench-${variant.id}`,
+      type: 'postgres',
+      upstream: {
+        host: HOST,
+        port: cluster.port,
+        database: cluster.app.database,
+        user: cluster.app.user,
+        password: { env: passwordEnv },
+        tls: { mode: 'disable' },
+      },
+      access: { groups: ['bench'] },
+      ...((parseYaml(variant.yaml) as Record<string, unknown> | null) ?? {}),
+    })
+    const gatewayFor = new Map<PolicyVariant, { service: Service; url: string }>()
+    // One gateway for the audited variants (`airlock gateway serve`, the product), one without audit.
+    for (const audited of [true, false]) {
+      const served = variants.filter((variant) => (variant.audit !== false) === audited)
+      if (served.length === 0) continue
+      const name = audited ? 'gateway' : 'gateway-unaudited'
+      const config = {
+        listen: { host: HOST, port: 0 },
+        auth: { serviceTokens: [{ name: 'bench', sha256: hashServiceToken(token), groups: ['bench'] }] },
+        // Gateway limits, not policy: pgbench -C opens hundreds of tunnels a second from one address.
+        sessions: { maxPerIdentity: 256, drainGrace: '1s' },
+        limits: { upgradesPerMinutePerIp: 1_000_000 },
+        audit: { store: `sqlite:${join(this.workDir!, `${name}-audit.db`)}` },
+        connections: served.map(connection),
+      }
+      const configFile = join(this.workDir!, `${name}.yaml`)
+      writeFileSync(configFile, stringifyYaml(config), { mode: 0o600 })
+      progress(`starting the Airlock ${audited ? 'gateway' : 'gateway without audit (benchmark only)'}`)
+      const args = audited
+        ? [...(nodeFlags?.('gateway') ?? []), BIN, 'gateway', 'serve', '--config', configFile]
+        : [...(nodeFlags?.('gateway') ?? []), '--import', 'tsx', UNAUDITED_GATEWAY, configFile]
+      const service = this.track(
+        new Service(
+          audited ? 'airlock gateway' : 'airlock gateway (no audit)',
+          { command: process.execPath, args, env: cleanEnv({ [passwordEnv]: cluster.app.password }), cwd: REPO },
+          join(this.workDir!, `${name}.log`),
+        ),
+      )
+      const url = await service.waitForLine((line) => {
+        const record = line as { event?: unknown; url?: unknown } | null
+        return typeof record === 'object' && record !== null && record.event === 'gateway.listen' && typeof record.url === 'string' ? record.url : undefined
+      }, 30_000)
+      this.gateways.push(service)
+      for (const variant of served) gatewayFor.set(variant, { service, url })
     }
-    const configFile = join(this.workDir!, 'airlock.yaml')
-    writeFileSync(configFile, stringifyYaml(config), { mode: 0o600 })
-
-    progress('starting the Airlock gateway')
-    const gateway = this.track(
-      new Service(
-        'airlock gateway',
-        {
-          command: process.execPath,
-          args: [...(nodeFlags?.('gateway') ?? []), BIN, 'gateway', 'serve', '--config', configFile],
-          env: cleanEnv({ [passwordEnv]: cluster.app.password }),
-          cwd: REPO,
-        },
-        join(this.workDir!, 'gateway.log'),
-      ),
-    )
-    const url = await gateway.waitForLine((line) => {
-      const record = line as { event?: unknown; url?: unknown } | null
-      return typeof record === 'object' && record !== null && record.event === 'gateway.listen' && typeof record.url === 'string' ? record.url : undefined
-    }, 30_000)
-    this.gateway = gateway
 
     for (const variant of variants) {
+      const gateway = gatewayFor.get(variant)!
       progress(`starting airlock connect bench-${variant.id}`)
       const connect = this.track(
         new Service(
@@ -237,7 +247,7 @@ export class Stack {
           {
             command: process.execPath,
             args: [...(nodeFlags?.('cli', variant) ?? []), BIN, 'connect', `bench-${variant.id}`, '--json'],
-            env: cleanEnv({ AIRLOCK_GATEWAY: url, AIRLOCK_TOKEN: token }),
+            env: cleanEnv({ AIRLOCK_GATEWAY: gateway.url, AIRLOCK_TOKEN: token }),
             cwd: REPO,
           },
           join(this.workDir!, `connect-${variant.id}.log`),
@@ -262,7 +272,7 @@ export class Stack {
           // The per-run local secret the CLI checks; the database password never leaves the gateway.
           password: decodeURIComponent(parsed.password),
         },
-        processes: { cli: connect, gateway },
+        processes: { cli: connect, gateway: gateway.service },
       })
     }
   }
@@ -292,7 +302,7 @@ export class Stack {
     if (this.stopped) return
     this.stopped = true
     await Promise.all([...this.connects.values()].map((service) => service.stop('SIGINT', 15_000)))
-    await Promise.all(this.services.map((service) => service.stop(service === this.gateway || service === this.pgbouncer ? 'SIGTERM' : 'SIGINT', 15_000)))
+    await Promise.all(this.services.map((service) => service.stop(this.gateways.includes(service) || service === this.pgbouncer ? 'SIGTERM' : 'SIGINT', 15_000)))
     await this.cluster?.stop().catch(() => undefined)
     if (this.workDir !== undefined && !options.keepWorkDir) rmSync(this.workDir, { recursive: true, force: true })
   }

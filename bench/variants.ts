@@ -16,14 +16,30 @@ export interface PolicyVariant {
   yaml: string
   /** The product default: the headline number. Exactly one variant has it. */
   headline?: true
+  /**
+   * `false`: served by a gateway without an audit log (bench/unaudited-gateway.ts), the baseline
+   * for what audit costs. The product cannot run without one; only the benchmark can.
+   */
+  audit?: false
 }
 
 export const VARIANTS: readonly PolicyVariant[] = [
   {
-    id: 'allow-all',
-    description: 'the product default: no guardrails, masking or audit configured; the statement hooks run and allow everything',
+    id: 'default',
+    description: 'the product default: every statement audited (SQLite store), no guardrails or masking configured',
     yaml: '',
     headline: true,
+  },
+  {
+    id: 'no-audit',
+    description: 'the default without the audit log (a benchmark-only gateway): what audit costs',
+    yaml: '',
+    audit: false,
+  },
+  {
+    id: 'guardrails',
+    description: 'audited, and every statement parsed and checked by four guardrail presets',
+    yaml: 'guardrails: { presets: [no-ddl, no-server-files, no-role-changes, safe-writes] }',
   },
 ]
 

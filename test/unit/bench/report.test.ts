@@ -84,3 +84,26 @@ it('renders the summary without a pgbouncer column when pgbouncer is not install
   expect(text).toContain('tunnel/pgbouncer — (target ≥ 0.70×), tunnel/direct 0.40×')
   expect(text).toMatch(/select-only, 8 clients\s+TPS\s+10,000\s+n\/a\s+4,000\s+0\.40×\s+n\/a/)
 })
+
+it('prices each policy against the tunnel without audit, round by round', () => {
+  const withBaseline: PathInfo[] = [
+    ...paths,
+    { id: 'airlock:no-audit', label: 'airlock no-audit', kind: 'tunnel', variant: { id: 'no-audit', description: 'baseline', audit: false } },
+  ]
+  const samples = [
+    sample(1, 'direct', 10_000, 0.5),
+    sample(1, 'airlock:allow-all', 4_000, 1.5),
+    sample(1, 'airlock:no-audit', 5_000, 1.2),
+    sample(2, 'direct', 10_000, 0.5),
+    sample(2, 'airlock:allow-all', 3_000, 1.5),
+    sample(2, 'airlock:no-audit', 3_000, 1.2),
+  ]
+  const summaries = summarize(samples, withBaseline, [workload], 2)
+  const ratios = summaries[0]!.ratios
+  expect(ratios['airlock:allow-all']!.vsUnaudited?.rounds).toEqual([0.8, 1])
+  expect(ratios['airlock:allow-all']!.vsUnaudited?.median).toBeCloseTo(0.9)
+  expect(ratios['airlock:no-audit']!.vsUnaudited).toBeUndefined()
+  const text = renderSummary({ workloads: [workload], paths: withBaseline, summaries, rounds: 2, commands: {}, headlineWorkload: 'select-8', target: 0.7 })
+  expect(text).toContain('What each policy costs: throughput ÷ airlock no-audit')
+  expect(text).toMatch(/select-only, 8 clients\s+0\.90×/)
+})
