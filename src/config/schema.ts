@@ -13,6 +13,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 
 import { AirlockError } from '../errors.js'
+import { DETECTORS } from '../policy/masking/detectors.js'
 import { BYTES_EXAMPLE, DURATION_EXAMPLE, parseBytes, parseDuration } from './duration.js'
 import { isSecretRef, type SecretRef } from './secrets.js'
 
@@ -29,20 +30,8 @@ export const GUARDRAIL_PRESETS = [
   'no-dynamic-sql',
 ] as const
 
-/** The built-in masking detectors; a connection whose masking lists none explicitly gets them all. */
-export const MASKING_DETECTORS = [
-  'email',
-  'phone',
-  'credit-card',
-  'iban',
-  'us-ssn',
-  'jwt',
-  'private-key',
-  'cloud-keys',
-  'api-keys',
-  'dsn-password',
-  'secret-assignment',
-] as const
+/** The built-in masking detectors (the engine's list); a connection whose masking lists none explicitly gets them all. */
+export const MASKING_DETECTORS = DETECTORS
 
 /** How a masked value is rewritten. `hash` needs the top-level `masking.hashKey`. */
 export const MASKING_STRATEGIES = ['redact', 'partial', 'hash', 'null'] as const
