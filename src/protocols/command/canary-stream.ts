@@ -35,9 +35,10 @@ export interface CanaryStreamOptions {
   /** What a masked span becomes. */
   marker?: string
   /**
-   * Held output beyond this many bytes is released anyway (the automaton keeps its state, so a
-   * match completed later is still masked from the release point on); bounds memory against a
-   * prefix followed by endless escape sequences.
+   * Held output beyond this many bytes is released anyway, to bound memory against a prefix
+   * followed by endless escape sequences: fail closed, the visible characters of the partial match
+   * it held are masked (escape sequences between them go out as they are), and the automaton keeps
+   * its state, so the rest of the value is masked too when it completes.
    */
   maxHeld?: number
 }
@@ -367,6 +368,7 @@ class CanaryStream implements OutputMasker {
 
     if (hold < this.consumed && this.isEcho(hold, rawLive)) hold = this.consumed
     if (this.consumed - hold > this.maxHeld) {
+      this.maskHeld(hold, rawLive)
       hold = this.consumed
       this.stats.forcedReleases++
     }
@@ -382,6 +384,42 @@ class CanaryStream implements OutputMasker {
       }
     }
     return hold
+  }
+
+  /**
+   * A forced release: what is held from `hold` on could be the start of a secret, so its visible
+   * characters (from the first to the last) and the raw cursor's live tail are masked.
+   */
+  private maskHeld(hold: number, rawLive: number): void {
+    let held = 0
+    while (held < this.ringCount && this.visibleOffset(held + 1) >= hold) held++
+    if (held > 0) this.insertSpan(this.visibleOffset(held), this.visibleOffset(1) + 1)
+    if (rawLive > 0) this.insertSpan(Math.max(hold, this.consumed - rawLive), this.consumed)
+  }
+
+  /** Adds [start, end) to the sorted, merged spans wherever it falls among them. */
+  private insertSpan(start: number, end: number): void {
+    let from = Math.max(start, this.released)
+    let to = end
+    if (to <= from) return
+    const merged: number[] = []
+    let placed = false
+    for (let i = 0; i < this.spans.length; i += 2) {
+      const spanStart = this.spans[i]!
+      const spanEnd = this.spans[i + 1]!
+      if (spanEnd < from) {
+        merged.push(spanStart, spanEnd)
+      } else if (spanStart > to) {
+        if (!placed) merged.push(from, to)
+        placed = true
+        merged.push(spanStart, spanEnd)
+      } else {
+        from = Math.min(from, spanStart)
+        to = Math.max(to, spanEnd)
+      }
+    }
+    if (!placed) merged.push(from, to)
+    this.spans = merged
   }
 
   /** Whether everything held from `hold` on repeats the end of what the user typed. */

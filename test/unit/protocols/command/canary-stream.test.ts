@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { CanaryAutomaton, canaryForms } from '../../../../src/protocols/command/canary.js'
 import { CANARY_MARKER, createCanaryStream } from '../../../../src/protocols/command/canary-stream.js'
 import { chainMaskers, type OutputMasker } from '../../../../src/protocols/command/masker.js'
-import { findLeaks } from '../../../helpers/pty-leaks.js'
+import { findLeaks, render } from '../../../helpers/pty-leaks.js'
 
 const SECRET = 'sk_live_Q7f/x+9Z=pLmN2rT8vWq'
 const automaton = new CanaryAutomaton(canaryForms(SECRET))
@@ -134,13 +134,28 @@ describe('canary stream: ordinary output', () => {
     expect(masker.flush().toString()).toBe(SECRET.slice(0, 6))
   })
 
-  it('bounds what it holds: past maxHeld it releases, and a completed value is still masked from there', () => {
+  it('bounds what it holds: past maxHeld it releases, masking the partial value it held, and masks the rest when it completes', () => {
     const masker = createCanaryStream(automaton, { maxHeld: 1024 })
     const noise = '\x1b[0m'.repeat(1000)
     const out = run(masker, [Buffer.from(SECRET.slice(0, 4)), Buffer.from(noise), Buffer.from(SECRET.slice(4))]).out.toString()
     expect(masker.stats.forcedReleases).toBe(1)
-    expect(out.endsWith(CANARY_MARKER)).toBe(true)
-    expect(out).not.toContain(SECRET.slice(4))
+    expect(out).toBe(`${CANARY_MARKER}${noise}${CANARY_MARKER}`)
+    expect(findLeaks(out, [SECRET])).toEqual([])
+  })
+
+  it('masks a value printed one character at a time with more than 64 KiB of escape sequences after each character', () => {
+    // Regression: each forced release let the held character out, so all but the last one leaked.
+    const padding = '\x1b[0m'.repeat(17_000)
+    for (const chunked of [false, true]) {
+      const masker = createCanaryStream(automaton)
+      const chunks = [...SECRET].flatMap((char) => (chunked ? [Buffer.from(char), Buffer.from(padding)] : [Buffer.from(char + padding)]))
+      const out = run(masker, [...chunks, Buffer.from('\r\n')]).out.toString('latin1')
+      expect(masker.stats.forcedReleases).toBeGreaterThan(0)
+      expect(render(out).replaceAll(CANARY_MARKER, '')).toBe('\r\n')
+      expect(findLeaks(out, [SECRET])).toEqual([])
+      // Memory stays bounded: never much more than the limit is held.
+      expect(masker.stats.held).toBe(0)
+    }
   })
 
   it('masks the longer value when one secret is a prefix of another', () => {
