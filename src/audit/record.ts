@@ -41,6 +41,8 @@ export type AuditEventInput =
       connection: string
       identity: IdentityRecord
       client: { address: string; version: string }
+      /** Command connections: a terminal (`pty`) or a one-off run (`pipes`), and the extra arguments (secrets masked). */
+      command?: { mode: string; args: string[] }
     }
   | {
       type: 'session.end'
@@ -51,6 +53,8 @@ export type AuditEventInput =
       bytes: { in: number; out: number }
       durationMs: number
       reason: CloseRecord
+      /** Command connections: the session's asciicast recording as closed (`airlock audit replay`). */
+      recording?: { path: string; sha256: string; bytes: number }
     }
   | {
       type: 'statement.begin'
@@ -87,9 +91,23 @@ export type AuditEventInput =
       /** Values masked in the results, by detector or column rule (filled once masking lands). */
       masked: Record<string, number>
     }
+  | {
+      /** Input a command connection's deny patterns refused: extra arguments, a one-off run's input, an interactive line. */
+      type: 'command.blocked'
+      session: string
+      connection: string
+      identity: string
+      user: string
+      rule: string
+      message: string
+      where: string
+      /** The refused line, secrets masked (interactive sessions only). */
+      text?: string
+    }
   | { type: 'auth.failure'; client: { address: string }; path: string; code: string; reason: string }
   | { type: 'admin.kill'; identity: string; user: string; session: string; killed: boolean }
   | { type: 'admin.export'; identity: string; user: string; filter: Record<string, string> }
+  | { type: 'admin.replay'; identity: string; user: string; session: string }
 
 export type AuditEventType = AuditEventInput['type']
 

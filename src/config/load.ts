@@ -13,19 +13,25 @@ import { LineCounter, parseDocument, type ErrorCode as YamlErrorCode } from 'yam
 import type { z } from 'zod'
 
 import { AirlockError } from '../errors.js'
+import { type NamespaceProbe, probeIsolation, resolveUser, type RunAsUser, userSwitchOnly } from '../protocols/command/launch.js'
+import { recordingsDirProblem } from '../protocols/command/recording.js'
 import {
   configErrorMap,
   connectionSecrets,
   createConfigSchema,
+  secretRefsOf,
   isLoopbackHost,
   type ConnectionConfig,
   type GatewayConfig,
 } from './schema.js'
 import type { SecretRef, SecretSource } from './secrets.js'
 
-/** One result of `checkConfig`: an `error` stops the gateway from starting, a `warning` does not. */
+/**
+ * One result of `checkConfig`: an `error` stops the gateway from starting, a `warning` does not,
+ * an `info` reports what was found on the host (e.g. that PID namespaces work).
+ */
 export interface CheckFinding {
-  level: 'error' | 'warning'
+  level: 'error' | 'warning' | 'info'
   /** Where in the configuration, e.g. `connections[pg-prod].upstream.password`. */
   path: string
   /** What is wrong and what to do; never a secret value. */
@@ -34,9 +40,19 @@ export interface CheckFinding {
 
 /** What `checkConfig` compares against; the defaults are this process and the current time. */
 export interface CheckOptions {
-  /** The OS user the gateway runs as. */
-  user?: { username: string; uid: number }
+  /** The OS user the gateway runs as (`gid`: its primary group). */
+  user?: { username: string; uid: number; gid?: number }
   now?: Date
+  /** Looks a `runAs` user up; default: the host's user database. */
+  resolveUser?: (name: string) => Promise<RunAsUser | undefined>
+  /** Whether command sessions can get a PID namespace here; default: probed by running it. */
+  probeIsolation?: () => Promise<NamespaceProbe>
+}
+
+interface GatewayUser {
+  username: string
+  uid: number
+  gid?: number
 }
 
 const YAML_PROBLEMS: Record<YamlErrorCode, string> = {
@@ -230,6 +246,11 @@ export async function checkConfig(
   for (const connection of config.connections) {
     await checkConnection(connection, secrets, user, { error, warning })
   }
+  const commands = config.connections.filter((connection): connection is Extract<ConnectionConfig, { type: 'command' }> => connection.type === 'command')
+  if (commands.length > 0) {
+    const info = (path: string, message: string): void => void findings.push({ level: 'info', path, message })
+    await checkCommands(config, commands, user, options, { error, warning, info })
+  }
   return findings
 }
 
@@ -238,10 +259,93 @@ interface Report {
   warning(path: string, message: string): void
 }
 
+type CommandConnectionConfig = Extract<ConnectionConfig, { type: 'command' }>
+
+/**
+ * What command connections need of the host: each `runAs` user looked up (never uid 0 or the
+ * gateway's uid, never gid 0 or the gateway's gid), the PID-namespace probe, a private recordings
+ * directory, and connections with different secrets sharing one user without namespaces.
+ */
+async function checkCommands(
+  config: GatewayConfig,
+  commands: CommandConnectionConfig[],
+  user: GatewayUser,
+  options: CheckOptions,
+  report: Report & { info(path: string, message: string): void },
+): Promise<void> {
+  const lookup = options.resolveUser ?? resolveUser
+  const uids = new Map<CommandConnectionConfig, number>()
+  for (const connection of commands) {
+    const at = `connections[${connection.name}].runAs`
+    if (connection.runAs === 'root' || connection.runAs === '0' || connection.runAs === user.username || connection.runAs === String(user.uid)) continue
+    const account = await lookup(connection.runAs)
+    if (account === undefined) {
+      report.error(at, `there is no user ${connection.runAs} on this host: create it (e.g. useradd --system ${connection.runAs})`)
+      continue
+    }
+    uids.set(connection, account.uid)
+    if (account.uid === 0) report.error(at, `${connection.runAs} has uid 0: must not run as root`)
+    else if (account.uid === user.uid) report.error(at, `${connection.runAs} has the gateway's own uid (${user.uid}): it could read the gateway's secrets`)
+    if (account.gid === 0) report.error(at, `${connection.runAs}'s primary group is gid 0 (root's): use a group of its own`)
+    else if (user.gid !== undefined && account.gid === user.gid) {
+      report.error(at, `${connection.runAs}'s primary group is the gateway's (gid ${user.gid}): it could read what the gateway shares with its group`)
+    }
+  }
+
+  const namespaced = commands.filter((connection) => connection.isolation === 'pid-namespace')
+  if (namespaced.length > 0) {
+    const support = await (options.probeIsolation ?? probeIsolation)()
+    for (const connection of namespaced) {
+      const at = `connections[${connection.name}].isolation`
+      if (support.mode === 'pid-namespace') report.info(at, 'each session gets its own PID and mount namespace (probed on this host)')
+      else report.error(at, `sessions need a PID namespace and this host cannot give one: ${support.reason}; fix that, or opt out with isolation: none`)
+    }
+  }
+  for (const connection of commands.filter((entry) => entry.isolation === 'none')) {
+    const at = `connections[${connection.name}].isolation`
+    const support = userSwitchOnly()
+    if (support.mode === 'unavailable') report.error(at, support.reason)
+    else report.warning(at, 'none: sessions run without a PID namespace; they can list other processes, and processes they detach may outlive them')
+  }
+
+  // The same uid without namespaces: a session can read /proc/PID/environ of another connection's session.
+  const secretsOf = (connection: CommandConnectionConfig): string => JSON.stringify(secretRefsOf(connection).map((ref) => JSON.stringify(ref)).sort())
+  for (const connection of commands) {
+    const uid = uids.get(connection)
+    if (uid === undefined) continue
+    const others = commands.filter(
+      (other) => other !== connection && uids.get(other) === uid && secretsOf(other) !== secretsOf(connection) && (other.isolation === 'none' || connection.isolation === 'none'),
+    )
+    if (others.length > 0) {
+      report.warning(
+        `connections[${connection.name}].runAs`,
+        `shares user ${connection.runAs} with ${others.map((other) => other.name).join(', ')}, which hold${others.length === 1 ? 's' : ''} other secrets, and not every one runs in a PID namespace: a session can read the environment of the other's processes; give each its own runAs user`,
+      )
+    }
+  }
+
+  const dir = config.recordings.dir
+  try {
+    const problem = recordingsDirProblem(await stat(dir), user.uid)
+    if (problem !== undefined) report.error('recordings.dir', `${dir} ${problem}`)
+  } catch {
+    const parent = await nearestExisting(dir)
+    if (!(await accessible(parent, constants.W_OK | constants.X_OK))) {
+      report.error('recordings.dir', `${dir} does not exist and ${parent} is not writable by the gateway`)
+    }
+  }
+}
+
+async function nearestExisting(path: string): Promise<string> {
+  let current = dirname(path)
+  while (current !== dirname(current) && !(await isDirectory(current))) current = dirname(current)
+  return current
+}
+
 async function checkConnection(
   connection: ConnectionConfig,
   secrets: SecretSource,
-  user: { username: string; uid: number },
+  user: GatewayUser,
   report: Report,
 ): Promise<void> {
   const at = `connections[${connection.name}]`

@@ -538,6 +538,11 @@ export function createConfigSchema(baseDir: string) {
       deny: z.array(strict({ pattern, message: text.optional() })).default(() => []),
     }).optional(),
     masking: masking.optional(),
+    /**
+     * `pid-namespace` (default): each session in its own PID + mount namespace, refused where the
+     * host cannot create one; `none`: the user switch only, an explicit opt-in.
+     */
+    isolation: z.enum(['pid-namespace', 'none']).default('pid-namespace'),
   })
 
   const connection = z.discriminatedUnion('type', [postgres, mysql, tcp, http, command])
@@ -670,6 +675,8 @@ export function createConfigSchema(baseDir: string) {
       limits: limits.prefault({}),
       audit: strict({ store: auditStore.prefault('sqlite:./airlock-audit.db'), required: z.boolean().default(true) }).prefault({}),
       masking: strict({ hashKey: secretRef.optional() }).prefault({}),
+      /** Command session recordings (asciicast v2): a directory of mode 0700 owned by the gateway's user. */
+      recordings: strict({ dir: path.prefault('./recordings') }).prefault({}),
       log: strict({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).prefault({}),
       connections: z
         .array(connection, { error: (issue) => (issue.input === undefined ? 'required: list the connections (may be [])' : undefined) })

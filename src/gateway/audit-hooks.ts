@@ -167,19 +167,24 @@ export function sessionStartEvent(session: {
   connection: string
   clientAddress: string
   clientVersion: string
-}): AuditEventInput {
+  /** Command connections: mode and extra arguments. */
+  command?: { mode: string; args: readonly string[] }
+}, redactor?: Redactor): AuditEventInput {
   return {
     type: 'session.start',
     session: session.id,
     connection: session.connection,
     identity: { kind: session.identity.kind, id: session.identity.id, display: session.identity.display, groups: [...session.identity.groups] },
     client: { address: session.clientAddress, version: session.clientVersion },
+    ...(session.command === undefined
+      ? {}
+      : { command: { mode: session.command.mode, args: session.command.args.map((arg) => redactor?.redactSecrets(arg) ?? arg) } }),
   }
 }
 
 export function sessionEndEvent(
   session: { id: string; identity: Identity; connection: string },
-  outcome: { reason: CloseReason; bytesIn: number; bytesOut: number; durationMs: number },
+  outcome: { reason: CloseReason; bytesIn: number; bytesOut: number; durationMs: number; recording?: { path: string; sha256: string; bytes: number } },
   redactor: Redactor | undefined,
 ): AuditEventInput {
   const message = redactor?.redactSecrets(outcome.reason.message) ?? outcome.reason.message
@@ -192,5 +197,25 @@ export function sessionEndEvent(
     bytes: { in: outcome.bytesIn, out: outcome.bytesOut },
     durationMs: Math.round(outcome.durationMs),
     reason: outcome.reason.code === undefined ? { message } : { code: outcome.reason.code, message },
+    ...(outcome.recording === undefined ? {} : { recording: { ...outcome.recording } }),
+  }
+}
+
+/** A command connection's deny pattern refused input (`text`, when given, is redacted once more). */
+export function commandBlockedEvent(
+  session: { id: string; identity: Identity; connection: string },
+  blocked: { rule: string; message: string; where: string; text?: string },
+  redactor: Redactor | undefined,
+): AuditEventInput {
+  return {
+    type: 'command.blocked',
+    session: session.id,
+    connection: session.connection,
+    identity: session.identity.id,
+    user: session.identity.display,
+    rule: blocked.rule,
+    message: blocked.message,
+    where: blocked.where,
+    ...(blocked.text === undefined ? {} : { text: redactor?.redactSecrets(blocked.text) ?? blocked.text }),
   }
 }

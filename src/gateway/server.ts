@@ -7,7 +7,8 @@
  *       ◀──────────── 101 + ready {session} ─────── engine.open() reached the upstream
  *       ◀═══════════════ relay ═══════════════════▶ engine.relay() until either side ends
  */
-import { readFileSync } from 'node:fs'
+import { createReadStream, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -18,7 +19,7 @@ import { type AuditLog, encodeCursor, openAuditLog, parseExpectParams, parseList
 import { type Authenticator, createAuthenticator, hasAnyGroup, type Identity } from '../auth/index.js'
 import type { ConnectionConfig, GatewayConfig, SecretSource } from '../config/index.js'
 import { AirlockError, toAirlockError } from '../errors.js'
-import type { ProtocolEngine } from '../protocols/engine.js'
+import type { EngineReport, ProtocolEngine } from '../protocols/engine.js'
 import { ALLOW_ALL, type StatementHooks } from '../protocols/hooks.js'
 import { createCommandEngine } from '../protocols/command/index.js'
 import { createPostgresEngine } from '../protocols/postgres/engine.js'
@@ -26,7 +27,8 @@ import { tcpEngine } from '../protocols/tcp/engine.js'
 import { CLIENT_HEADER, decodeOpenParams, OPEN_HEADER, type OpenParams, parseClientHeader, PROTOCOL_VERSION } from '../tunnel/protocol.js'
 import { WsTransport } from '../tunnel/transport.js'
 import { VERSION } from '../version.js'
-import { connectionCanary, sessionEndEvent, sessionStartEvent, VerdictNotes, withAudit } from './audit-hooks.js'
+import { commandBlockedEvent, connectionCanary, sessionEndEvent, sessionStartEvent, VerdictNotes, withAudit } from './audit-hooks.js'
+import { commandMaskers } from './command-masking.js'
 import { HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
 import { Metrics } from './metrics.js'
 import { postgresMasking } from './masking.js'
@@ -61,18 +63,20 @@ export interface Gateway {
   drain(graceMs?: number): Promise<void>
 }
 
-function defaultEngines(config: GatewayConfig, secrets: SecretSource): Partial<Record<ConnectionConfig['type'], ProtocolEngine>> {
-  return { tcp: tcpEngine, postgres: createPostgresEngine({ masking: postgresMasking(config, secrets) }), command: createCommandEngine() }
+async function defaultEngines(config: GatewayConfig, secrets: SecretSource): Promise<Partial<Record<ConnectionConfig['type'], ProtocolEngine>>> {
+  const command = createCommandEngine({ recordingsDir: config.recordings.dir, maskers: await commandMaskers(config, secrets) })
+  return { tcp: tcpEngine, postgres: createPostgresEngine({ masking: postgresMasking(config, secrets) }), command }
 }
 const TUNNEL_PATH = /^\/v1\/connections\/([^/]+)\/tunnel$/
 const SESSION_PATH = /^\/v1\/sessions\/([^/]+)$/
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/
 const AUDIT_EVENT_PATH = /^\/v1\/audit\/events\/([^/]+)$/
+const RECORDING_PATH = /^\/v1\/audit\/sessions\/(ses_[A-Za-z0-9_-]{1,64})\/recording$/
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config, logger, secrets } = options
   const now = options.now ?? Date.now
-  const engines = options.engines ?? defaultEngines(config, secrets)
+  const engines = options.engines ?? (await defaultEngines(config, secrets))
   const authenticator =
     options.authenticator ?? createAuthenticator({ serviceTokens: config.auth.serviceTokens, oidc: config.auth.oidc, now })
   const connections = new Map(config.connections.map((connection) => [connection.name, connection]))
@@ -280,6 +284,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url.pathname === '/v1/audit/head') {
       return sendJson(response, 200, { heads: await audit.heads() })
     }
+    const recordingMatch = RECORDING_PATH.exec(url.pathname)
+    if (recordingMatch !== null) return sendRecording(response, admin, recordingMatch[1]!)
     if (url.pathname === '/v1/audit/export') {
       const format = params.get('format') ?? 'jsonl'
       if (format !== 'jsonl') throw new AirlockError('usage', 'export --format must be jsonl')
@@ -310,6 +316,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return
     }
     throw new HttpError(404, 'usage', `no route GET ${url.pathname}`)
+  }
+
+  /** A command session's recording (asciicast v2) for `airlock audit replay`; reading it is recorded. */
+  const sendRecording = async (response: ServerResponse, admin: Identity, id: string): Promise<void> => {
+    const file = createReadStream(join(config.recordings.dir, `${id}.cast`))
+    await new Promise<void>((resolve, reject) => {
+      file.once('open', () => resolve())
+      file.once('error', (error: NodeJS.ErrnoException) =>
+        reject(
+          error.code === 'ENOENT'
+            ? new HttpError(404, 'usage', `no recording of session ${id}`, { hint: 'only command sessions are recorded; list them with `airlock audit list --type session.end`' })
+            : error,
+        ),
+      )
+    })
+    if (audit?.append({ type: 'admin.replay', identity: admin.id, user: admin.display, session: id }, { durable: true }) === false && config.audit.required) {
+      file.destroy()
+      throw new HttpError(503, 'upstream-unavailable', 'the audit log cannot record this replay, so it was not started', { hint: 'see the gateway log' })
+    }
+    response.writeHead(200, { 'content-type': 'application/x-asciicast', 'cache-control': 'no-store' })
+    file.pipe(response)
+    file.once('error', () => response.destroy())
   }
 
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
@@ -408,12 +436,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let reason
     let redactor: Redactor | undefined
     let audited = false
+    let recording: { path: string; sha256: string; bytes: number } | undefined
     unrecorded++
     try {
       if (audit !== undefined) {
         redactor = await connectionCanary(connection, secrets)
         const clientAddress = sessions.get(id)?.clientAddress ?? 'unknown'
-        audited = audit.append(sessionStartEvent({ id, identity, connection: connection.name, clientAddress, clientVersion: admitted.clientVersion }), { durable: true })
+        const command = connection.type === 'command' ? { mode: params.mode ?? 'pty', args: params.args ?? [] } : undefined
+        audited = audit.append(
+          sessionStartEvent({ id, identity, connection: connection.name, clientAddress, clientVersion: admitted.clientVersion, ...(command ? { command } : {}) }, redactor),
+          { durable: true },
+        )
         if (!audited && config.audit.required) {
           throw new AirlockError('upstream-unavailable', 'the audit log cannot record this session, so it was not started', {
             hint: 'sessions are refused rather than run unaudited; a gateway admin must fix the audit journal (see the gateway log)',
@@ -425,7 +458,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         audit !== undefined && redactor !== undefined
           ? withAudit(policy ?? ALLOW_ALL, { log: audit, required: config.audit.required, session: { id, identity, connection }, redactor, verdicts: verdictNotes })
           : policy
-      const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, ...(hooks ? { hooks } : {}) })
+      const report = (event: EngineReport): void => {
+        if (event.type === 'recording') recording = { path: event.path, sha256: event.sha256, bytes: event.bytes }
+        else if (audited) audit?.append(commandBlockedEvent({ id, identity, connection: connection.name }, event, redactor), { durable: true })
+      }
+      const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, report, ...(hooks ? { hooks } : {}) })
       if (transport.closed) {
         link.abort()
         reason = { message: 'client left before the upstream was ready' }
@@ -447,7 +484,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       'session ended',
     )
     if (audited) {
-      const outcome = { reason, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt }
+      const outcome = { reason, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt, ...(recording ? { recording } : {}) }
       audit?.append(sessionEndEvent({ id, identity, connection: connection.name }, outcome, redactor), { durable: true })
     }
     unrecorded--

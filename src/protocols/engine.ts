@@ -19,7 +19,16 @@ export interface EngineSession {
   logger: Logger
   /** Policy and audit for each statement; engines that do not parse statements ignore it. */
   hooks?: StatementHooks
+  /** What the engine tells the gateway's audit about the session beyond statements. */
+  report?: (event: EngineReport) => void
 }
+
+/** Session facts an engine reports: the gateway records them (engines never import audit). */
+export type EngineReport =
+  /** The session's recording, once it is closed: its path and the SHA-256 of its bytes. */
+  | { type: 'recording'; path: string; sha256: string; bytes: number }
+  /** Input refused by a deny pattern: extra arguments, a one-off run's input, or an interactive line (masked). */
+  | { type: 'blocked'; rule: string; message: string; where: 'args' | 'input' | 'line'; text?: string }
 
 export interface ProtocolEngine {
   /**

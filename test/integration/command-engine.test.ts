@@ -2,7 +2,10 @@
  * The command engine inside the test process (root), driven through a real tunnel by the CLI's
  * session code: the fallback without a PID namespace, the masker plug-in point, connection limits.
  */
-import { readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
@@ -58,8 +61,8 @@ beforeAll(async () => {
   const { dir } = writeGatewayConfig(
     {
       connections: [
-        { name: 'run', type: 'command', command: ['sh', '-c'], runAs: SHELL_USER, allowArgs: true, env: { TOKEN: { env: 'ENGINE_SECRET' } }, access: { groups: ['eng'] } },
-        { name: 'brief', type: 'command', command: ['sh', '-c'], runAs: SHELL_USER, allowArgs: true, maxDuration: '1s', access: { groups: ['eng'] } },
+        { name: 'run', type: 'command', command: ['sh', '-c'], runAs: SHELL_USER, allowArgs: true, isolation: 'none', env: { TOKEN: { env: 'ENGINE_SECRET' } }, access: { groups: ['eng'] } },
+        { name: 'brief', type: 'command', command: ['sh', '-c'], runAs: SHELL_USER, allowArgs: true, isolation: 'none', maxDuration: '1s', access: { groups: ['eng'] } },
       ],
     },
     tokens,
@@ -69,7 +72,7 @@ beforeAll(async () => {
     config,
     logger: createLogger('warn', new Writable({ write: (_chunk, _encoding, callback) => callback() })),
     secrets: createSecretSource({ ENGINE_SECRET: SECRET }),
-    engines: { command: createCommandEngine({ isolation: 'none', recordingsDir: `${dir}/recordings`, maskers: () => [emailMasker(), lineHolder()] }) },
+    engines: { command: createCommandEngine({ recordingsDir: `${dir}/recordings`, maskers: () => [emailMasker(), lineHolder()] }) },
   })
 })
 
@@ -78,8 +81,10 @@ afterAll(async () => {
   await gateway?.drain(0)
 })
 
-async function exec(connection: string, script: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { transport } = await openTunnel({ gateway: gateway.url, token, connection, clientVersion: VERSION, params: { mode: 'pipes', args: [script] } })
+async function exec(connection: string, script: string, options: { mode?: 'pipes' | 'pty'; via?: Gateway; token?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const mode = options.mode ?? 'pipes'
+  const params = mode === 'pty' ? { mode, cols: 80, rows: 24, args: [script] } : { mode, args: [script] }
+  const { transport } = await openTunnel({ gateway: (options.via ?? gateway).url, token: options.token ?? token, connection, clientVersion: VERSION, params })
   let stdout = ''
   let stderr = ''
   const sink = (append: (text: string) => void) =>
@@ -108,6 +113,18 @@ describe('the command engine without a PID namespace', () => {
     expect(result.stdout).not.toContain(SECRET)
   })
 
+  it("keeps none of the gateway's supplementary groups, on a terminal as on pipes", async () => {
+    // Regression: node-pty switched uid/gid without setgroups, so the shell kept the gateway's groups.
+    const own = execFileSync('id', ['-G', SHELL_USER], { encoding: 'utf8' }).trim()
+    const gatewayGroups = process.getgroups?.() ?? []
+    const [pty, pipes] = await Promise.all([exec('run', 'id -G', { mode: 'pty' }), exec('run', 'id -G')])
+    expect(pty.code).toBe(0)
+    expect(pty.stdout.trim()).toBe(own)
+    expect(pipes.stdout.trim()).toBe(own)
+    expect(gatewayGroups.length).toBeGreaterThan(0)
+    for (const group of gatewayGroups) if (!own.split(' ').includes(String(group))) expect(pty.stdout.split(/\s+/)).not.toContain(String(group))
+  })
+
   it('passes output through further maskers after the canary (the detector plug-in point)', async () => {
     const result = await exec('run', 'echo "mail alice@example.com"; echo "bob@example.org" >&2')
     expect(result).toMatchObject({ code: 0, stdout: 'mail [EMAIL]\n', stderr: '[EMAIL]\n' })
@@ -131,5 +148,50 @@ describe('the command engine without a PID namespace', () => {
 
   it("ends a command at the connection's maxDuration with a limit error (exit 7)", async () => {
     await expect(exec('brief', 'sleep 20')).rejects.toMatchObject({ code: 'limit', exitCode: 7 })
+  })
+})
+
+/** Whether this host lets the tests mount a small tmpfs (root with CAP_SYS_ADMIN): a real full disk. */
+function tryMount(dir: string, size: string): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+describe('a recording that cannot be written', () => {
+  it('ends the session with upstream-unavailable (fail closed) and logs it; the gateway keeps serving', { timeout: 60_000 }, async () => {
+    const full = mkdtempSync(join(tmpdir(), 'airlock-full-'))
+    const recordings = join(full, 'recordings')
+    mkdirSync(recordings, { mode: 0o700 })
+    expect(tryMount(recordings, '64k'), 'mounting a 64 KiB tmpfs needs root').toBe(true)
+    const logs: string[] = []
+    const tokens = makeTokens()
+    const { dir } = writeGatewayConfig(
+      { connections: [{ name: 'run', type: 'command', command: ['sh', '-c'], runAs: SHELL_USER, allowArgs: true, access: { groups: ['eng'] } }] },
+      tokens,
+    )
+    const small = await startGateway({
+      config: parseConfig(parse(readFileSync(`${dir}/airlock.yaml`, 'utf8')), dir),
+      logger: createLogger('info', new Writable({ write: (chunk: Buffer, _encoding, callback) => void (logs.push(chunk.toString()), callback()) })),
+      secrets: createSecretSource({}),
+      engines: { command: createCommandEngine({ recordingsDir: recordings }) },
+    })
+    try {
+      const startedAt = Date.now()
+      // Far more output than the disk holds, then a long sleep the error must cut short.
+      const outcome = exec('run', "head -c 400000 /dev/zero | tr '\\0' a; sleep 30", { via: small, token: tokens.user })
+      await expect(outcome).rejects.toMatchObject({ code: 'upstream-unavailable', exitCode: 7 })
+      expect(Date.now() - startedAt).toBeLessThan(25_000)
+      expect(logs.join('')).toMatch(/"event":"session.recording.error","code":"ENOSPC"/)
+      expect((await exec('run', 'echo still-serving')).stdout).toBe('still-serving\n')
+    } finally {
+      await small.drain(0)
+      execFileSync('umount', [recordings])
+      rmSync(full, { recursive: true, force: true })
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

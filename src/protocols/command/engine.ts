@@ -11,8 +11,10 @@
  *     │◀── ready ──────────────────────────│                                               │
  *     │◀════════════ pty-session.ts / pipe-session.ts until exit or close ═══════════════▶│
  *
- * Isolation (launch.ts): never the gateway's user or root, an environment built from scratch, and
- * a PID + mount namespace per session where the host allows it.
+ * Isolation (launch.ts): never the gateway's user or root, no supplementary groups, an
+ * environment built from scratch, and a PID + mount namespace per session; a connection runs
+ * without the namespace only when it says `isolation: none`, and a host that cannot create one
+ * refuses the sessions of every other command connection.
  */
 import type { ChildProcess } from 'node:child_process'
 import { spawn } from 'node:child_process'
@@ -22,6 +24,7 @@ import { resolve as resolvePath } from 'node:path'
 import type { CommandConnection, SecretSource } from '../../config/index.js'
 import { isSecretRef } from '../../config/index.js'
 import { AirlockError } from '../../errors.js'
+import type { CloseReason } from '../../tunnel/transport.js'
 import type { EngineSession, ProtocolEngine, UpstreamLink } from '../engine.js'
 import { CanaryAutomaton, canaryForms } from './canary.js'
 import { CANARY_MARKER, createCanaryStream } from './canary-stream.js'
@@ -39,6 +42,7 @@ import {
   type RunAsUser,
   signalForeground,
   signalGroup,
+  userSwitchOnly,
 } from './launch.js'
 import { chainMaskers, type OutputMasker } from './masker.js'
 import { runPipeSession } from './pipe-session.js'
@@ -52,13 +56,8 @@ export interface MaskerContext {
 }
 
 export interface CommandEngineOptions {
-  /** Where session recordings go (created mode 0700). Default: `recordings` in the gateway's working directory. */
-  recordingsDir?: string
-  /**
-   * `auto` (default): a PID + mount namespace per session when the host allows it, else `none`
-   * with a warning; `pid-namespace`: refuse sessions without it; `none`: uid/gid switch only.
-   */
-  isolation?: 'auto' | 'pid-namespace' | 'none'
+  /** Where session recordings go: a directory of mode 0700 owned by the gateway's user (created if missing). */
+  recordingsDir: string
   /** Further output maskers, applied after the credential canary: where the detector library plugs in. */
   maskers?: (context: MaskerContext) => OutputMasker[]
   /** Largest one-off input held to be checked against deny patterns. Default 16 MiB. */
@@ -74,28 +73,34 @@ const DEFAULT_ROWS = 24
 const AUTOMATON_CACHE = 32
 
 /** The command engine; create one per gateway. */
-export function createCommandEngine(options: CommandEngineOptions = {}): ProtocolEngine {
-  const recordingsDir = resolvePath(options.recordingsDir ?? 'recordings')
-  const requested = options.isolation ?? 'auto'
+export function createCommandEngine(options: CommandEngineOptions): ProtocolEngine {
+  const recordingsDir = resolvePath(options.recordingsDir)
   const maxCheckedInput = options.maxCheckedInput ?? DEFAULT_MAX_CHECKED_INPUT
   const killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS
   const automata = new Map<string, CanaryAutomaton>()
   const denyRules = new WeakMap<CommandConnection, DenyRule[]>()
-  let isolation: Promise<IsolationSupport> | undefined
-  let warned = false
+  let namespaces: Promise<IsolationSupport> | undefined
+  const warned = new WeakSet<CommandConnection>()
 
-  const isolationFor = async (session: EngineSession): Promise<IsolationSupport> => {
-    isolation ??= requested === 'none' ? Promise.resolve({ mode: 'none' }) : probeIsolation()
-    const support = await isolation
-    if (support.mode === 'none' && requested === 'pid-namespace') {
-      throw unavailable(session.connection.name, `command sessions require a PID namespace: ${support.reason ?? 'not available'}`)
+  /** Fail closed: a connection gets a session without a PID namespace only when it opted out of it. */
+  const isolationFor = async (session: EngineSession, connection: CommandConnection): Promise<Exclude<IsolationSupport, { mode: 'unavailable' }>> => {
+    if (connection.isolation === 'none') {
+      const support = userSwitchOnly()
+      if (support.mode === 'unavailable') throw unavailable(connection.name, support.reason)
+      if (!warned.has(connection)) {
+        warned.add(connection)
+        session.logger.warn(
+          { event: 'command.isolation', isolation: 'none' },
+          'this connection runs without a PID namespace (isolation: none): its sessions can list other processes, and detached processes may outlive a session',
+        )
+      }
+      return support
     }
-    if (support.mode === 'none' && requested === 'auto' && !warned) {
-      warned = true
-      session.logger.warn(
-        { event: 'command.isolation', isolation: 'none', reason: support.reason },
-        'command sessions run without a PID namespace: they can list other processes, and detached processes may outlive a session',
-      )
+    namespaces ??= probeIsolation()
+    const support = await namespaces
+    if (support.mode === 'unavailable') {
+      session.logger.error({ event: 'command.isolation', isolation: 'unavailable', reason: support.reason }, 'command session refused: no PID namespace')
+      throw unavailable(connection.name, `command sessions require a PID namespace: ${support.reason}`)
     }
     return support
   }
@@ -130,6 +135,7 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
       }
       const deniedArgs = args.length === 0 ? undefined : findDenied(rules, args.join(' '))
       if (deniedArgs !== undefined) {
+        session.report?.({ type: 'blocked', rule: deniedArgs.id, message: deniedArgs.message, where: 'args' })
         throw new AirlockError('blocked', `blocked by guardrail ${deniedArgs.id}: ${deniedArgs.message}`, { hint: 'the command did not run' })
       }
 
@@ -140,13 +146,14 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
       const [program, ...fixedArgs] = connection.command
       const programPath = await resolveProgram(program!, env.PATH ?? '', cwd)
       if (programPath === undefined) throw unavailable(connection.name, `${program} is not installed on the gateway host`)
-      const support = await isolationFor(session)
+      const support = await isolationFor(session, connection)
       const plan = launchPlan(support, user, [programPath, ...fixedArgs, ...args])
 
       const automaton = automatonFor(secrets)
       const marker = Buffer.from(CANARY_MARKER)
       const maskText = (text: string): string => (automaton === undefined ? text : automaton.replaceAll(Buffer.from(text), marker).toString('utf8'))
       const maskerFor = (stream: MaskerContext['stream']): OutputMasker => {
+        // Secrets first, then the detectors: a detector must never see (or hold) a raw secret's end.
         const maskers = [...(automaton === undefined ? [] : [createCanaryStream(automaton)]), ...(options.maskers?.({ connection, stream }) ?? [])]
         return maskers.length === 0 ? passThrough() : chainMaskers(maskers)
       }
@@ -166,6 +173,29 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
         throw unavailable(connection.name, 'the gateway cannot record the session')
       })
       session.logger.info({ event: 'session.recording', path: recorder.path, format: 'asciicast-v2', isolation: support.mode }, 'session recording')
+      recorder.onError((error) => {
+        // Fail closed: a session that cannot be recorded does not go on.
+        session.logger.error({ event: 'session.recording.error', code: error.code, path: recorder.path }, 'the session recording cannot be written: ending the session')
+        session.transport.close({
+          code: 'upstream-unavailable',
+          message: 'the gateway cannot write the session recording, so the session was ended',
+          hint: 'a gateway admin must check the recordings directory (see the gateway log)',
+        })
+      })
+      const closeRecording = (): Promise<void> =>
+        recorder.close().then(
+          (summary) => session.report?.({ type: 'recording', ...summary }),
+          () => {
+            // Logged where it failed; the audit record then has no recording to point at.
+          },
+        )
+      const relayed = async (relay: () => Promise<CloseReason>): Promise<CloseReason> => {
+        const reason = await relay()
+        await closeRecording()
+        return reason
+      }
+      const onBlocked = (rule: { id: string; message: string }, where: 'input' | 'line', text?: string): void =>
+        session.report?.({ type: 'blocked', rule: rule.id, message: rule.message, where, ...(text === undefined ? {} : { text }) })
       const limits = {
         ...(connection.idleTimeout === undefined ? {} : { idleTimeoutMs: connection.idleTimeout }),
         ...(connection.maxDuration === undefined ? {} : { maxDurationMs: connection.maxDuration }),
@@ -174,16 +204,10 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
       if (mode === 'pipes') {
         return {
           relay: () =>
-            runPipeSession({
+            relayed(() => runPipeSession({
               transport: session.transport,
               spawn: () =>
-                spawn(plan.file, plan.args, {
-                  cwd,
-                  env,
-                  stdio: ['pipe', 'pipe', 'pipe'],
-                  detached: true,
-                  ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.gid! }),
-                }),
+                spawn(plan.file, plan.args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true }),
               stdoutMasker: maskerFor('stdout'),
               stderrMasker: maskerFor('stderr'),
               recorder,
@@ -192,9 +216,10 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
               inputMasker: automaton === undefined ? passThrough() : createCanaryStream(automaton),
               limits,
               terminate: (child) => terminateGroup(child, killGraceMs),
+              onBlocked: (rule) => onBlocked(rule, 'input'),
               logger: session.logger,
-            }),
-          abort: () => void recorder.close(),
+            })),
+          abort: () => void closeRecording(),
         }
       }
 
@@ -202,7 +227,7 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
       try {
         pty = await spawnPty(plan, { cwd, env, cols, rows })
       } catch (error) {
-        await recorder.close()
+        await closeRecording()
         session.logger.warn({ event: 'command.spawn.error', err: error }, 'the command could not be started')
         throw unavailable(connection.name, 'the gateway could not start the command')
       }
@@ -219,7 +244,7 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
       const socket = (pty as unknown as { _socket?: { writableLength?: number; on(event: 'drain', listener: () => void): void } })._socket
       return {
         relay: () =>
-          runPtySession({
+          relayed(() => runPtySession({
             transport: session.transport,
             pty,
             masker: maskerFor('pty'),
@@ -228,14 +253,15 @@ export function createCommandEngine(options: CommandEngineOptions = {}): Protoco
             maskText,
             limits,
             terminate,
+            onBlocked: (rule, text) => onBlocked(rule, 'line', text),
             logger: session.logger,
             ...(socket?.writableLength === undefined
               ? {}
               : { inputBacklog: () => socket.writableLength ?? 0, onInputDrain: (listener: () => void) => socket.on('drain', listener) }),
-          }),
+          })),
         abort: () => {
           void terminate()
-          void recorder.close()
+          void closeRecording()
         },
       }
     },
@@ -286,7 +312,6 @@ async function spawnPty(
     cwd: options.cwd,
     env: options.env,
     encoding: null,
-    ...(plan.uid === undefined ? {} : { uid: plan.uid, gid: plan.gid! }),
   })
   return terminal as unknown as PtyProcess & { kill(signal?: string): void }
 }

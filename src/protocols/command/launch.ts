@@ -17,9 +17,12 @@
  * init is a shell rather than the program because the kernel ignores default-action signals sent to
  * a namespace's PID 1: Ctrl-C must reach the program as in any terminal.
  *
- * With `none`, the program itself is started with the user's uid/gid (supplementary groups
- * dropped); it can then see other processes in `/proc` (never read another user's environment), and
- * processes it detaches from its session may outlive it.
+ * With `none` (an explicit opt-in per connection), the program is started through
+ * `setpriv --reuid U --regid G --clear-groups`: the same user switch without the namespace. Not
+ * node's or node-pty's own uid/gid switch: they call setgid/setuid but never setgroups, so the
+ * process would keep the gateway's supplementary groups. It can then see other processes in `/proc`
+ * (and read the environment of another process of the same user), and processes it detaches from
+ * its session may outlive it.
  */
 import { execFile } from 'node:child_process'
 import { accessSync, constants as fsConstants } from 'node:fs'
@@ -117,14 +120,14 @@ export async function isDirectory(path: string): Promise<boolean> {
   )
 }
 
-export interface IsolationSupport {
-  mode: IsolationMode
-  /** Why `pid-namespace` is not in effect, when it was asked for or probed. */
-  reason?: string
-  unshare?: string
-  setpriv?: string
-  sh?: string
-}
+export type IsolationSupport =
+  | { mode: 'pid-namespace'; unshare: string; setpriv: string; sh: string }
+  | { mode: 'none'; setpriv: string }
+  /** Neither: `reason` says why. */
+  | { mode: 'unavailable'; reason: string }
+
+/** What {@link probeIsolation} finds. */
+export type NamespaceProbe = Extract<IsolationSupport, { mode: 'pid-namespace' | 'unavailable' }>
 
 function findSystemProgram(name: string): string | undefined {
   for (const dir of SYSTEM_DIRS) {
@@ -144,12 +147,12 @@ function findSystemProgram(name: string): string | undefined {
  * `setpriv` (with `--pdeathsig`) present, and the gateway allowed to create namespaces and switch
  * users (root, or CAP_SYS_ADMIN + CAP_SETUID + CAP_SETGID). Probed once by running the real chain.
  */
-export async function probeIsolation(): Promise<IsolationSupport> {
+export async function probeIsolation(): Promise<NamespaceProbe> {
   const unshare = findSystemProgram('unshare')
   const setpriv = findSystemProgram('setpriv')
   const sh = findSystemProgram('sh')
   if (unshare === undefined || setpriv === undefined || sh === undefined) {
-    return { mode: 'none', reason: 'util-linux unshare and setpriv are not installed' }
+    return { mode: 'unavailable', reason: 'util-linux unshare and setpriv are not installed' }
   }
   const argv = namespaceArgv({ unshare, setpriv, sh }, { uid: 65534, gid: 65534 }, ['true'])
   try {
@@ -157,8 +160,14 @@ export async function probeIsolation(): Promise<IsolationSupport> {
     return { mode: 'pid-namespace', unshare, setpriv, sh }
   } catch (error) {
     const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim().split('\n')[0]
-    return { mode: 'none', reason: `the gateway cannot create a PID namespace here${stderr ? ` (${stderr})` : ''}` }
+    return { mode: 'unavailable', reason: `the gateway cannot create a PID namespace here${stderr ? ` (${stderr})` : ''}` }
   }
+}
+
+/** The user switch without a namespace (isolation `none`): util-linux `setpriv` must be installed. */
+export function userSwitchOnly(): IsolationSupport {
+  const setpriv = findSystemProgram('setpriv')
+  return setpriv === undefined ? { mode: 'unavailable', reason: 'util-linux setpriv is not installed' } : { mode: 'none', setpriv }
 }
 
 /** The argv that runs `command` as uid/gid inside a fresh PID + mount namespace. */
@@ -170,20 +179,20 @@ export function namespaceArgv(programs: { unshare: string; setpriv: string; sh: 
   ]
 }
 
+/** The argv that runs `command` as uid/gid, supplementary groups cleared, without a namespace. */
+export function userSwitchArgv(setpriv: string, ids: { uid: number; gid: number }, command: readonly string[]): string[] {
+  return [setpriv, '--reuid', String(ids.uid), '--regid', String(ids.gid), '--clear-groups', '--', ...command]
+}
+
+/** What the gateway spawns (as itself): the user switch is always part of the argv. */
 export interface LaunchPlan {
   file: string
   args: string[]
-  /** Set when the process itself switches user (isolation `none`). */
-  uid?: number
-  gid?: number
 }
 
-export function launchPlan(support: IsolationSupport, user: RunAsUser, command: readonly string[]): LaunchPlan {
-  if (support.mode === 'pid-namespace') {
-    const [file, ...args] = namespaceArgv({ unshare: support.unshare!, setpriv: support.setpriv!, sh: support.sh! }, user, command)
-    return { file: file!, args }
-  }
-  return { file: command[0]!, args: command.slice(1), uid: user.uid, gid: user.gid }
+export function launchPlan(support: Exclude<IsolationSupport, { mode: 'unavailable' }>, user: RunAsUser, command: readonly string[]): LaunchPlan {
+  const [file, ...args] = support.mode === 'pid-namespace' ? namespaceArgv(support, user, command) : userSwitchArgv(support.setpriv, user, command)
+  return { file: file!, args }
 }
 
 const CAP_SETGID = 6n

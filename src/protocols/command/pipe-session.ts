@@ -38,6 +38,8 @@ export interface PipeSessionOptions {
   limits: SessionLimits
   /** Ends the process group; resolves once the process is gone. */
   terminate: (child: ChildProcess) => Promise<void>
+  /** The input was refused by a deny pattern (nothing ran). */
+  onBlocked?: (rule: DenyRule) => void
   logger: Logger
 }
 
@@ -206,6 +208,7 @@ export function runPipeSession(options: PipeSessionOptions): Promise<CloseReason
       if (denied !== undefined) {
         recorder.marker(`blocked by ${denied.id}`)
         logger.info({ event: 'command.blocked', rule: denied.id }, 'input blocked')
+        options.onBlocked?.(denied)
         transport.close({ code: 'blocked', message: `blocked by guardrail ${denied.id}: ${denied.message}`, hint: 'the command did not run' })
         return
       }

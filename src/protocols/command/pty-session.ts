@@ -47,6 +47,8 @@ export interface PtySessionOptions {
   /** Ends the process (and everything it started); resolves once it is gone. */
   terminate: () => Promise<void>
   logger: Logger
+  /** A submitted line was refused by a deny pattern (`text` already masked). */
+  onBlocked?: (rule: DenyRule, text: string) => void
   /** Bytes written to the pty that it has not taken yet (node-pty keeps them in a socket). */
   inputBacklog?: () => number
   onInputDrain?: (listener: () => void) => void
@@ -169,6 +171,7 @@ export function runPtySession(options: PtySessionOptions): Promise<CloseReason> 
         transport.write(notice)
         writeInput(ETX)
         logger.info({ event: 'command.blocked', rule: denied.id, uncertain: line.uncertain }, 'input line blocked')
+        options.onBlocked?.(denied, options.maskText(line.text))
       }
       writeInput(chunk.subarray(from))
     })

@@ -15,7 +15,21 @@ import {
 } from '../../../src/config/index.js'
 
 const NOW = new Date('2026-06-01T00:00:00Z')
-const OTHER_USER = { username: 'airlock', uid: 4242 }
+const OTHER_USER = { username: 'airlock', uid: 4242, gid: 4242 }
+/** The host's user database, as the checks see it. */
+const USERS: Record<string, { name: string; uid: number; gid: number; home: string; shell: string }> = Object.fromEntries(
+  (
+    [
+      ['airlock-shell', 5001, 5001],
+      ['airlock-shell-b', 5002, 5002],
+      ['uid-zero', 0, 5003],
+      ['gateway-uid', 4242, 5004],
+      ['root-group', 5005, 0],
+      ['gateway-group', 5006, 4242],
+    ] as const
+  ).map(([name, uid, gid]) => [name, { name, uid, gid, home: '/', shell: '/bin/sh' }]),
+)
+const NAMESPACES = { mode: 'pid-namespace', unshare: '/usr/bin/unshare', setpriv: '/usr/bin/setpriv', sh: '/bin/sh' } as const
 const HEX = 'ab'.repeat(32)
 const HAS_OPENSSL = spawnSync('openssl', ['version']).status === 0
 
@@ -59,7 +73,7 @@ function build(dir: string, overrides: Raw = {}): GatewayConfig {
 }
 
 function check(config: GatewayConfig, secrets: SecretSource = createSecretSource({ ...SECRETS }), now = NOW): Promise<CheckFinding[]> {
-  return checkConfig(config, secrets, { now, user: OTHER_USER })
+  return checkConfig(config, secrets, { now, user: OTHER_USER, resolveUser: async (name) => USERS[name], probeIsolation: async () => NAMESPACES })
 }
 
 function at(findings: CheckFinding[], path: string): CheckFinding[] {
@@ -95,6 +109,7 @@ describe('checkConfig', () => {
       { level: 'error', path: 'connections[pg-prod].upstream.password', message: 'env PG_MISSING is not set' },
       { level: 'error', path: 'connections[api].upstream.headers.Authorization', message: 'env API_MISSING is not set' },
       { level: 'error', path: 'connections[ops-shell].env.DEPLOY_TOKEN', message: `file ${join(dir, 'secrets/deploy')} cannot be read (ENOENT)` },
+      { level: 'info', path: 'connections[ops-shell].isolation', message: expect.stringContaining('its own PID and mount namespace') },
     ])
   })
 
@@ -160,10 +175,55 @@ describe('checkConfig', () => {
     ["the gateway's own uid", String(OTHER_USER.uid), "must not run as the gateway's own user"],
     ['root', 'root', 'must not run as root'],
     ['uid 0', '0', 'must not run as root'],
+    ['a user whose uid is 0', 'uid-zero', 'has uid 0'],
+    ["a user with the gateway's uid", 'gateway-uid', "the gateway's own uid"],
+    ["a user whose primary group is root's", 'root-group', 'gid 0'],
+    ["a user in the gateway's primary group", 'gateway-group', "primary group is the gateway's"],
+    ['a user the host does not have', 'no-such-user', 'there is no user no-such-user'],
     ['a dedicated user', 'airlock-shell', undefined],
   ])('checks a command that runs as %s', async (_case, runAs, message) => {
     const findings = at(await check(build(tempDir(), { connections: [shell({ runAs })] })), 'connections[ops-shell].runAs')
     expect(findings).toEqual(message === undefined ? [] : [{ level: 'error', path: 'connections[ops-shell].runAs', message: expect.stringContaining(message) }])
+  })
+
+  it('requires a PID namespace unless the connection opts out, and reports what the probe found', async () => {
+    const config = build(tempDir(), { connections: [shell(), shell({ name: 'loose', runAs: 'airlock-shell-b', isolation: 'none' })] })
+    const unavailable = async () => ({ mode: 'unavailable', reason: 'unshare: unshare failed: Operation not permitted' }) as const
+    const findings = await checkConfig(config, createSecretSource({}), { now: NOW, user: OTHER_USER, resolveUser: async (name) => USERS[name], probeIsolation: unavailable })
+    expect(at(findings, 'connections[ops-shell].isolation')).toEqual([
+      { level: 'error', path: 'connections[ops-shell].isolation', message: expect.stringMatching(/Operation not permitted.*isolation: none/) },
+    ])
+    expect(at(findings, 'connections[loose].isolation')).toEqual([{ level: 'warning', path: 'connections[loose].isolation', message: expect.stringContaining('without a PID namespace') }])
+    expect(at(await check(config), 'connections[ops-shell].isolation')).toEqual([{ level: 'info', path: 'connections[ops-shell].isolation', message: expect.any(String) }])
+  })
+
+  it('warns when connections with different secrets share a runAs user without PID namespaces', async () => {
+    const a = shell({ name: 'a', env: { TOKEN: { env: 'API_TOKEN' } }, isolation: 'none' })
+    const b = shell({ name: 'b', env: { TOKEN: { env: 'PG_PASSWORD' } } })
+    const sameSecrets = shell({ name: 'c', env: { TOKEN: { env: 'API_TOKEN' } }, isolation: 'none' })
+    const shared = await check(build(tempDir(), { connections: [a, b, sameSecrets] }))
+    expect(at(shared, 'connections[a].runAs')).toEqual([{ level: 'warning', path: 'connections[a].runAs', message: expect.stringMatching(/shares user airlock-shell with b\b/) }])
+    expect(at(shared, 'connections[c].runAs')[0]?.message).toMatch(/with b\b/)
+    const namespaced = await check(build(tempDir(), { connections: [{ ...a, isolation: 'pid-namespace' }, b] }))
+    expect(at(namespaced, 'connections[a].runAs')).toEqual([])
+  })
+
+  it('checks the recordings directory: private to the gateway user, or creatable', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'open'), { mode: 0o755 })
+    chmodSync(join(dir, 'open'), 0o755)
+    const open = await check(build(dir, { recordings: { dir: './open' }, connections: [shell()] }))
+    expect(at(open, 'recordings.dir')[0]?.message).toMatch(/is owned by uid|has mode 0755/)
+    const own = await checkConfig(build(dir, { recordings: { dir: './open' }, connections: [shell()] }), createSecretSource({}), {
+      now: NOW,
+      user: { ...userInfo(), gid: userInfo().gid },
+      resolveUser: async (name) => USERS[name],
+      probeIsolation: async () => NAMESPACES,
+    })
+    expect(at(own, 'recordings.dir')).toEqual([{ level: 'error', path: 'recordings.dir', message: expect.stringContaining('has mode 0755') }])
+    chmodSync(join(dir, 'open'), 0o700)
+    expect(at(await checkConfig(build(dir, { recordings: { dir: './open' }, connections: [shell()] }), createSecretSource({}), { now: NOW, user: userInfo(), resolveUser: async (name) => USERS[name], probeIsolation: async () => NAMESPACES }), 'recordings.dir')).toEqual([])
+    expect(at(await check(build(dir, { recordings: { dir: './new/recordings' }, connections: [shell()] })), 'recordings.dir')).toEqual([])
   })
 
   it('compares runAs with the current OS user by default', async () => {

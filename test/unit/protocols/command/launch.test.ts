@@ -42,7 +42,11 @@ describe('launching', () => {
     expect(argv.slice(argv.indexOf('--reuid'), argv.indexOf('--reuid') + 4)).toEqual(['--reuid', '4242', '--regid', '4243'])
     expect(argv.slice(-2)).toEqual(['/bin/bash', '--norc'])
     expect(launchPlan({ mode: 'pid-namespace', ...programs }, USER, ['/bin/true'])).toMatchObject({ file: '/usr/bin/unshare' })
-    expect(launchPlan({ mode: 'none' }, USER, ['/bin/true', 'x'])).toEqual({ file: '/bin/true', args: ['x'], uid: 4242, gid: 4243 })
+    // Without a namespace still through setpriv: node's own uid/gid switch keeps supplementary groups.
+    expect(launchPlan({ mode: 'none', setpriv: '/usr/bin/setpriv' }, USER, ['/bin/true', 'x'])).toEqual({
+      file: '/usr/bin/setpriv',
+      args: ['--reuid', '4242', '--regid', '4243', '--clear-groups', '--', '/bin/true', 'x'],
+    })
   })
 
   it('knows whether this process may switch users (the tests run as root)', async () => {
