@@ -91,12 +91,21 @@ export class GatewayClient {
   }
 
   /** The whole log as JSON lines, streamed. */
-  async auditExport(options: { chain?: string } = {}): Promise<ReadableStream<Uint8Array>> {
-    const url = this.url(`v1/audit/export${queryString({ format: 'jsonl', ...options })}`)
+  auditExport(options: { chain?: string } = {}): Promise<ReadableStream<Uint8Array>> {
+    return this.stream(`v1/audit/export${queryString({ format: 'jsonl', ...options })}`, 'application/x-ndjson')
+  }
+
+  /** A command session's recording (asciicast v2), streamed. */
+  auditRecording(session: string): Promise<ReadableStream<Uint8Array>> {
+    return this.stream(`v1/audit/sessions/${encodeURIComponent(session)}/recording`, 'application/x-asciicast')
+  }
+
+  private async stream(path: string, accept: string): Promise<ReadableStream<Uint8Array>> {
+    const url = this.url(path)
     let response: Response
     try {
       response = await fetch(url, {
-        headers: { authorization: `Bearer ${this.credentials.token}`, 'user-agent': `airlock/${VERSION}`, accept: 'application/x-ndjson' },
+        headers: { authorization: `Bearer ${this.credentials.token}`, 'user-agent': `airlock/${VERSION}`, accept },
         redirect: 'error',
       })
     } catch (error) {
