@@ -146,7 +146,7 @@ export interface TerminalSessionOptions {
  * Resets what a full-screen program may have left on, for when the session ended under it: SGR
  * attributes, the alternate screen, a hidden cursor, mouse reporting, bracketed paste.
  */
-const TERMINAL_RESET = '\x1b[0m\x1b[?47l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1006l\x1b[?2004l\r\n'
+const TERMINAL_RESET = '\x1b[0m\x1b[?1049l\x1b[?47l\x1b[?25h\x1b[?1000l\x1b[?1002l\x1b[?1006l\x1b[?2004l\r\n'
 
 /**
  * `airlock connect NAME` for a command connection: the local terminal in raw mode wired to a pty on
