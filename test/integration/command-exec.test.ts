@@ -5,12 +5,13 @@
  */
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { replayRecording } from '../../src/protocols/command/replay.js'
+import { storeAccess } from '../helpers/audit.js'
 import type { TestGateway } from '../helpers/gateway.js'
 import { airlock, BIN, REPO, residentBytes, spawnAirlock, transcript } from '../helpers/processes.js'
 import { ensureShellUser, SHELL_USER, startCommandGateway } from '../helpers/pty.js'
@@ -49,7 +50,15 @@ beforeAll(async () => {
         access: { groups: ['eng'] },
       },
       { name: 'fixed', type: 'command', command: ['echo', 'fixed'], runAs: SHELL_USER, access: { groups: ['eng'] } },
-      { name: 'other', type: 'command', command: ['true'], runAs: SHELL_USER, env: { OTHER: { env: 'TEST_OTHER_SECRET' } }, access: { groups: ['eng'] } },
+      {
+        name: 'other',
+        type: 'command',
+        command: ['sh', '-c', 'echo other-ready; exec sleep 120'],
+        runAs: SHELL_USER,
+        env: { OTHER: { env: 'TEST_OTHER_SECRET' } },
+        access: { groups: ['eng'] },
+      },
+      { name: 'masked', type: 'command', command: ['sh', '-c'], runAs: SHELL_USER, allowArgs: true, masking: {}, access: { groups: ['eng'] } },
     ],
     env: { TEST_API_TOKEN: API_TOKEN, TEST_OTHER_SECRET: OTHER_SECRET },
     files: { 'db-password': `${DB_PASSWORD}\n` },
@@ -72,6 +81,22 @@ const run = (script: string, options: { input?: string } = {}) => airlock(['exec
 
 function recordingOf(session: string): string {
   return join(gateway.dir, 'recordings', `${session}.cast`)
+}
+
+type AuditRecord = Record<string, unknown> & { type: string; session?: string }
+
+/** The audit records that satisfy `match`, waiting (the store is written off the event loop) until there are some. */
+async function auditRecords(match: (record: AuditRecord) => boolean): Promise<AuditRecord[]> {
+  const store = await storeAccess(`sqlite:${join(gateway.dir, 'audit.db')}`)
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const found = (await store.rows()).map((row) => JSON.parse(row.record) as AuditRecord).filter(match)
+      if (found.length > 0 || attempt === 100) return found
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } finally {
+    await store.close()
+  }
 }
 
 describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
@@ -116,6 +141,9 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
     expect(deniedStdin.code).toBe(3)
     expect(json.code).toBe(2)
     expect(existsSync(marker)).toBe(false)
+    const blocked = await auditRecords((record) => record.type === 'command.blocked' && record.connection === 'shell')
+    expect(blocked.length).toBeGreaterThanOrEqual(2)
+    expect(blocked[0]).toMatchObject({ rule: 'deny[0]', message: 'no recursive deletes', where: 'input', user: 'test-user' })
   })
 
   it('forwards Ctrl-C (SIGINT) to the command and passes its status through', async () => {
@@ -182,6 +210,8 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
       // One character at a time, with an escape sequence after each and a pause between them.
       'for ((i = 0; i < ${#API_TOKEN}; i++)); do printf "%s\\033[1m" "${API_TOKEN:i:1}"; sleep 0.02; done; printf "\\033[0m\\n"',
       'for ((i = 0; i < ${#DB_PASSWORD}; i++)); do printf "_\\b%s" "${DB_PASSWORD:i:1}" >&2; done; echo >&2',
+      // One character at a time with more than 64 KiB of escape sequences after each (the hold limit).
+      'pad=$(printf "\\033[0m%.0s" $(seq 17000)); for ((i = 0; i < ${#API_TOKEN}; i++)); do printf "%s%s" "${API_TOKEN:i:1}" "$pad"; done; echo',
       'echo done-leaks',
     ].join('\n')
     const result = await airlock(['exec', 'shell', '-i', script], { env: cliEnv, timeoutMs: SLOW })
@@ -208,7 +238,17 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
       `kill -TERM ${pid} 2>&1 || true`,
       `grep -l "${OTHER_SECRET.slice(0, 10)}" /proc/*/environ 2>/dev/null | head -3; echo scan-done`,
     ].join('; ')
-    const result = await run(`(${attempt}) | gzip -c | base64 -w0`)
+    // A session of `other` is alive while the scan runs: its environment holds OTHER_SECRET.
+    const other = spawnAirlock(['exec', 'other'], { env: cliEnv, timeoutMs: SLOW })
+    let result
+    try {
+      await other.waitFor<unknown>((line) => line === 'other-ready', SLOW)
+      expect(environsHolding(`OTHER=${OTHER_SECRET}`).length, 'the other session holds its secret in a live process').toBeGreaterThan(0)
+      result = await run(`(${attempt}) | gzip -c | base64 -w0`)
+      expect(environsHolding(`OTHER=${OTHER_SECRET}`).length, 'still alive after the scan').toBeGreaterThan(0)
+    } finally {
+      await other.stop('SIGTERM')
+    }
     expect(result.code).toBe(0)
     const seen = gunzipSync(Buffer.from(result.stdout.trim(), 'base64')).toString('utf8')
     expect(seen).toContain('SIGNAL-REFUSED')
@@ -237,5 +277,59 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
     expect(result.stdout).toContain('token=[CREDENTIAL]')
     expect(replay.markers).toEqual(['exit 0'])
     expect(findLeaks(readFileSync(recordingOf(session)), SECRETS)).toEqual([])
+
+    // The audit record points at the recording, and says what ran.
+    const [start] = await auditRecords((record) => record.type === 'session.start' && record.session === session)
+    expect(start).toMatchObject({ connection: 'run', command: { mode: 'pipes', args: [expect.stringContaining('token=$API_TOKEN')] } })
+    const [end] = await auditRecords((record) => record.type === 'session.end' && record.session === session)
+    const file = readFileSync(recordingOf(session))
+    expect(end).toMatchObject({ recording: { path: recordingOf(session), sha256: createHash('sha256').update(file).digest('hex'), bytes: file.length } })
+
+    // `airlock audit replay`: through the gateway for an admin, offline from the file, refused to others.
+    const adminEnv = { ...gateway.env('admin'), NODE_EXTRA_CA_CERTS: cliEnv.NODE_EXTRA_CA_CERTS }
+    const [viaGateway, offline, refused, missing] = await Promise.all([
+      airlock(['audit', 'replay', session, '--speed', '0'], { env: adminEnv, timeoutMs: SLOW }),
+      airlock(['audit', 'replay', '--file', recordingOf(session), '--speed', '1000', '--max-idle', '0.01'], { timeoutMs: SLOW }),
+      airlock(['audit', 'replay', session, '--speed', '0'], { env: cliEnv, timeoutMs: SLOW }),
+      airlock(['audit', 'replay', 'ses_doesnotexist', '--speed', '0'], { env: adminEnv, timeoutMs: SLOW }),
+    ])
+    expect(viaGateway).toMatchObject({ code: 0, stdout: result.stdout })
+    expect(offline).toMatchObject({ code: 0, stdout: result.stdout })
+    expect(refused.code).toBe(5)
+    expect(refused.stdout).toBe('')
+    expect(missing.code).toBe(2)
+    expect(await auditRecords((record) => record.type === 'admin.replay' && record.session === session)).toHaveLength(1)
+  })
+
+  it('masks what the detectors find in command output when the connection has a masking section', async () => {
+    const [masked, plain] = await Promise.all([
+      airlock(['exec', 'masked', '--', 'echo "mail alice@example.com key AKIAIOSFODNN7EXAMPLE"; echo "bob@example.org" >&2'], { env: cliEnv, timeoutMs: SLOW }),
+      run('echo "mail alice@example.com"'),
+    ])
+    expect(masked).toMatchObject({ code: 0, stdout: 'mail [EMAIL] key [CLOUD-KEY]\n', stderr: '[EMAIL]\n' })
+    expect(plain.stdout).toBe('mail alice@example.com\n')
+  })
+
+  it('gateway check reports that sessions get a PID namespace on this host', async () => {
+    const check = await airlock(['gateway', 'check', '--config', gateway.configFile], {
+      env: { TEST_API_TOKEN: API_TOKEN, TEST_OTHER_SECRET: OTHER_SECRET },
+      timeoutMs: SLOW,
+    })
+    expect(check.stdout).toContain('info: connections[run].isolation: each session gets its own PID and mount namespace')
+    expect(check.code).toBe(0)
   })
 })
+
+/** Processes whose /proc/PID/environ (read as root, from the test) contains `value`. */
+function environsHolding(value: string): string[] {
+  const found: string[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      if (readFileSync(`/proc/${entry}/environ`).includes(value)) found.push(entry)
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return found
+}
