@@ -14,6 +14,7 @@ import type { TestGateway } from '../helpers/gateway.js'
 import { transcript } from '../helpers/processes.js'
 import { ensureShellUser, type PtyClient, runUnderPty, SHELL_USER, startCommandGateway } from '../helpers/pty.js'
 import { findLeaks } from '../helpers/pty-leaks.js'
+import { storeAccess } from '../helpers/audit.js'
 
 const API_TOKEN = `at-${randomBytes(18).toString('base64')}`
 const DB_PASSWORD = `db-${randomBytes(12).toString('hex')}`
@@ -113,6 +114,8 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
       // One character at a time, an escape sequence after each, a pause between them.
       'for ((i = 0; i < ${#API_TOKEN}; i++)); do printf "%s\\033[1m" "${API_TOKEN:i:1}"; sleep 0.02; done; printf "\\033[0m\\n"',
       'for ((i = 0; i < ${#DB_PASSWORD}; i++)); do printf "%s\\b%s" "${DB_PASSWORD:i:1}" "${DB_PASSWORD:i:1}"; done; echo',
+      // One character at a time with more than 64 KiB of escape sequences after each (the hold limit).
+      'pad=$(printf "\\033[0m%.0s" $(seq 17000)); for ((i = 0; i < ${#API_TOKEN}; i++)); do printf "%s%s" "${API_TOKEN:i:1}" "$pad"; done; echo',
     ]) {
       await type(client, attempt)
     }
@@ -151,6 +154,17 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
     expect((await client.done()).status).toBe(0)
     expect(existsSync(marker)).toBe(false)
     expect(readFileSync(join(gateway.dir, 'recordings', `${session}.cast`), 'utf8')).toContain('"m","blocked by deny[0]"')
+    const store = await storeAccess(`sqlite:${join(gateway.dir, 'audit.db')}`)
+    try {
+      let blocked: Record<string, unknown>[] = []
+      for (let attempt = 0; attempt < 100 && blocked.length === 0; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100))
+        blocked = (await store.rows()).map((row) => JSON.parse(row.record) as Record<string, unknown>).filter((record) => record.type === 'command.blocked' && record.session === session)
+      }
+      expect(blocked).toEqual([expect.objectContaining({ rule: 'deny[0]', where: 'line', text: `touch ${marker}; rm -rf /tmp/nothing-here` })])
+    } finally {
+      await store.close()
+    }
   })
 
   it('exits 255 when the tunnel drops, restores the terminal, and the session leaves no process behind', async () => {
@@ -158,13 +172,17 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
     try {
       const client = connect(doomed)
       await client.waitFor(PROMPT)
+      // A full-screen program's alternate screen: the CLI must leave it when the tunnel drops.
+      await type(client, 'printf "\\033[?1049h\\n"')
       const sleeper = `sleep ${1000 + Math.floor(Math.random() * 1000)}.5`
       // Detached from the shell, as a user would try to leave something running.
       await type(client, `(setsid nohup ${sleeper} >/dev/null 2>&1 &); echo started`)
       expect(pgrep(sleeper)).not.toBe('')
+      const dropped = client.bytes().length
       doomed.process.child.kill('SIGKILL')
       const { status, stty } = await client.done()
       expect(status).toBe(255)
+      expect(client.bytes().subarray(dropped).toString()).toContain('\x1b[?1049l')
       expect(stty).toMatch(/(^|\s)icanon(\s|$)/m)
       expect(client.text()).toMatch(/tunnel/)
       let left = pgrep(sleeper)
