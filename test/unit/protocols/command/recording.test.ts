@@ -1,9 +1,10 @@
-import { createReadStream, mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { chmodSync, chownSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { createRecorder } from '../../../../src/protocols/command/recording.js'
+import { createRecorder, recordingsDirProblem } from '../../../../src/protocols/command/recording.js'
 import { replayRecording } from '../../../../src/protocols/command/replay.js'
 
 function sink(): Writable & { text(): string } {
@@ -52,6 +53,33 @@ describe('asciicast recording and replay', () => {
       [11.75, 'o', '☃'],
       [11.75, 'm', 'exit 0'],
     ])
+  })
+
+  it('closes with the SHA-256 and size of the bytes it wrote', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'airlock-rec-')), 'recordings')
+    const recorder = await createRecorder({ dir, session: 'ses_hash', width: 80, height: 24 })
+    recorder.output(Buffer.from('hello\r\n'))
+    const summary = await recorder.close()
+    const bytes = readFileSync(summary.path)
+    expect(summary).toEqual({ path: join(dir, 'ses_hash.cast'), sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length })
+    // Closing twice is one close.
+    expect(await recorder.close()).toEqual(summary)
+  })
+
+  it('refuses a recordings directory that other users could read, or that another user owns', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'airlock-rec-'))
+    const open = join(base, 'open')
+    mkdirSync(open)
+    chmodSync(open, 0o755)
+    await expect(createRecorder({ dir: open, session: 'ses_x', width: 80, height: 24 })).rejects.toThrow(/has mode 0755/)
+    const foreign = join(base, 'foreign')
+    mkdirSync(foreign, { mode: 0o700 })
+    if (process.getuid?.() === 0) {
+      chownSync(foreign, 65534, 65534)
+      await expect(createRecorder({ dir: foreign, session: 'ses_x', width: 80, height: 24 })).rejects.toThrow(/owned by uid 65534/)
+    }
+    expect(recordingsDirProblem({ isDirectory: () => true, mode: 0o40700, uid: 7 }, 8)).toMatch(/owned by uid 7/)
+    expect(recordingsDirProblem({ isDirectory: () => true, mode: 0o40700, uid: 8 }, 8)).toBeUndefined()
   })
 
   it('replays the output identically, waiting as recorded divided by the speed', async () => {
