@@ -5,9 +5,12 @@
  * token formats. Each redaction leaves `[REDACTED:<detector>]` and names its detector, using the
  * masking detector names where one fits.
  *
- * The scan is lexical: string literals are found as the server's lexer would find them (standard
- * and E'' strings, dollar quotes; comments and quoted identifiers skipped), so a literal is judged
- * by the words before it and by its content. It runs only when a cheap pre-check sees a hint of a
+ * The scan is lexical: string literals are found as the server's lexer would find them (standard,
+ * E'', U&'' and N'' strings, dollar quotes; comments and quoted identifiers skipped), so a literal
+ * is judged by the words before it and by its content. Every literal argument of a pgcrypto
+ * function that takes a password or key (`crypt`, `pgp_sym_encrypt`, `hmac`, ...) is a secret. A
+ * literal that is not a secret itself is scanned again as SQL (a function or DO body, an EXECUTE
+ * string), up to a few levels deep. The scan runs only when a cheap pre-check sees a hint of a
  * secret; ordinary statements cost one regular expression test.
  */
 
@@ -24,7 +27,7 @@ export interface Redactor {
 }
 
 /** Anything that could start a secret: the scan runs only when this matches. */
-const HINT = /pass|pwd|secret|token|key|cred|auth|:\/\/|eyJ|AKIA|ASIA|AIza|gh[pousr]_|github_pat_|xox[abposr]-|sk_(?:live|test)_|-----BEGIN/i
+const HINT = /pass|pwd|secret|token|key|cred|auth|crypt|pgp_|hmac|:\/\/|eyJ|AKIA|ASIA|AIza|gh[pousr]_|github_pat_|xox[abposr]-|sk_(?:live|test)_|-----BEGIN/i
 
 /** Words that make the literal after them a secret (`PASSWORD 'x'`, `SET app.api_token = 'x'`, `OPTIONS (password 'x')`). */
 const SECRET_WORD = /(?:^|[._])(?:pass(?:word|wd|phrase)?|pwd|secret|secrets|token|api_?key|apikey|private_?key|access_?key|secret_?key|client_?secret|credentials?|auth_?token)$/i
@@ -95,48 +98,107 @@ function canaryForms(secrets: readonly string[]): string[] {
   return [...forms].sort((a, b) => b.length - a.length)
 }
 
+/** pgcrypto functions that take a password or key: every literal among their arguments is a secret. */
+const SECRET_FUNCTION = /^(?:crypt|pgp_sym_(?:en|de)crypt(?:_bytea)?|pgp_pub_decrypt(?:_bytea)?|hmac|(?:en|de)crypt(?:_iv)?)$/i
+/** A `format()` template that puts an argument where a password goes: `'ALTER ROLE %I PASSWORD %L'`. */
+const SECRET_TEMPLATE = /(?:pass(?:word|wd)?|secret|token|api_?key)\s*(?:=\s*)?%[-0-9*$]*[ILs]/i
+/** How deep literals inside literals are scanned again as SQL (a DO body's EXECUTE strings, and strings in those). */
+const MAX_NESTING = 4
+
 function redactSecretLiterals(text: string, redacted: string[]): string {
   const note = (detector: string): void => {
     if (!redacted.includes(detector)) redacted.push(detector)
   }
+  // Outside literals too (comments, identifiers): only the unmistakable formats.
+  return redactContent(scanSql(text, note, 0).text, note, false)
+}
+
+/**
+ * Redacts the secret literals of SQL text. Returns the text and whether it ends where a secret
+ * literal would follow (`'ALTER ROLE x PASSWORD ' || quote_literal('pw')`), so the text around a
+ * literal that held this SQL can go on judging.
+ */
+function scanSql(text: string, note: (detector: string) => void, nesting: number): { text: string; secretNext: boolean } {
   let out = ''
   let last = 0
-  /** The last two words (identifiers, keywords) before the current position, ignoring `=`, `TO`, `:=`, `,` and `(`. */
+  /** The last two words (identifiers, keywords) before the current position, ignoring `=`, `TO`, `:=`, `,`, `(` and `||`. */
   let words: string[] = []
-  const scan = lexLiterals(text)
-  for (const token of scan) {
+  let parens = 0
+  /** The paren depth of the innermost call whose literal arguments are all secret (pgcrypto), if any. */
+  let secretCall: number | undefined
+  /** A `format(` call: its depth, and whether its template was seen yet. */
+  let formatCall: { depth: number; template: boolean } | undefined
+  let previousWord: string | undefined
+  for (const token of lexLiterals(text)) {
     if (token.kind === 'word') {
       const word = token.text.toLowerCase()
+      previousWord = word.slice(word.lastIndexOf('.') + 1)
       if (word === 'to' || word === 'with' || word === 'encrypted') continue
       words = [words.at(-1) ?? '', word]
       continue
     }
+    const called = previousWord
+    previousWord = undefined
     if (token.kind === 'other') {
-      if (!/^[=:,(]+$/.test(token.text)) words = []
+      if (token.text === '(') {
+        parens++
+        if (secretCall === undefined && called !== undefined && SECRET_FUNCTION.test(called)) secretCall = parens
+        else if (called === 'format') formatCall = { depth: parens, template: false }
+      } else if (token.text === ')') {
+        if (secretCall === parens) secretCall = undefined
+        if (formatCall?.depth === parens) formatCall = undefined
+        parens = Math.max(0, parens - 1)
+      }
+      if (!/^[=:,(|]+$/.test(token.text)) words = []
       continue
     }
     // A literal: its content starts after the opening quote or tag.
     const content = text.slice(token.contentStart, token.contentEnd)
     let replacement: string | undefined
-    if (words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))) {
+    let secretNext = false
+    if (secretCall !== undefined || words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))) {
       replacement = '[REDACTED:secret-assignment]'
       note('secret-assignment')
     } else {
       replacement = redactContent(content, note, true)
+      if (replacement === content && nesting < MAX_NESTING && HINT.test(content)) {
+        // The literal may itself be SQL: a function or DO body, an EXECUTE string.
+        const inner = scanLiteralAsSql(content, token.quoting, note, nesting + 1)
+        replacement = inner.text
+        secretNext = inner.secretNext
+      }
+      if (formatCall !== undefined && formatCall.depth === parens && !formatCall.template) {
+        formatCall.template = true
+        if (SECRET_TEMPLATE.test(content)) secretCall = parens
+      }
       if (replacement === content) replacement = undefined
     }
     if (replacement !== undefined) {
       out += text.slice(last, token.contentStart) + replacement
       last = token.contentEnd
-      words = []
-    } else {
+    }
+    if (secretNext) words = ['', 'password']
+    else if (replacement !== undefined) words = []
+    else {
       // A literal naming a setting counts as a word: set_config('app.api_key', 'x', false).
       words = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/.test(content) ? [words.at(-1) ?? '', content.toLowerCase()] : []
     }
   }
   out += text.slice(last)
-  // Outside literals too (comments, identifiers): only the unmistakable formats.
-  return redactContent(out, note, false)
+  return { text: out, secretNext: words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word)) }
+}
+
+/**
+ * Scans a literal's content as SQL. Quotes inside a string literal are doubled (`''`, or `\'` in an
+ * E'' string), so the content is unescaped first and escaped again after: a redaction never
+ * changes where the literal ends. An E'' string comes back with `''` for each quote.
+ */
+function scanLiteralAsSql(content: string, quoting: Quoting, note: (detector: string) => void, nesting: number): { text: string; secretNext: boolean } {
+  if (quoting === 'dollar') return scanSql(content, note, nesting)
+  const sql = quoting === 'escape' ? content.replace(/\\(.)|''/gs, (all, c: string | undefined) => (c === "'" || all === "''" ? "'" : all)) : content.replaceAll("''", "'")
+  const inner = scanSql(sql, note, nesting)
+  if (inner.text === sql) return { text: content, secretNext: inner.secretNext }
+  return { text: inner.text.replaceAll("'", "''"), secretNext: inner.secretNext }
 }
 
 function redactContent(content: string, note: (detector: string) => void, keyValues: boolean): string {
@@ -165,7 +227,10 @@ function redactContent(content: string, note: (detector: string) => void, keyVal
 type LexToken =
   | { kind: 'word'; text: string }
   | { kind: 'other'; text: string }
-  | { kind: 'literal'; contentStart: number; contentEnd: number }
+  | { kind: 'literal'; contentStart: number; contentEnd: number; quoting: Quoting }
+
+/** How a literal's content escapes a quote: doubled (standard, `U&''`, `N''`), doubled or backslashed (`E''`), or not at all (dollar quotes). */
+type Quoting = 'standard' | 'escape' | 'dollar'
 
 /**
  * The words, punctuation and string literals of SQL text, skipping whitespace, comments and
@@ -203,9 +268,11 @@ function* lexLiterals(text: string): Generator<LexToken> {
       }
       yield { kind: 'word', text: text.slice(i + 1, j).replaceAll('""', '"') }
       i = j + 1
-    } else if (c === "'" || ((c === 'E' || c === 'e') && text[i + 1] === "'" && !isWordChar(text[i - 1]))) {
-      const escapes = c !== "'"
-      const start = escapes ? i + 2 : i + 1
+    } else if (c === "'" || (!isWordChar(text[i - 1]) && stringPrefix(text, i) > 0)) {
+      // A string, or one with a prefix: E'' (backslash escapes), U&'' (Unicode escapes), N'' (national).
+      const prefix = c === "'" ? 0 : stringPrefix(text, i)
+      const escapes = prefix === 1 && (c === 'E' || c === 'e')
+      const start = i + prefix + 1
       let j = start
       while (j < n) {
         if (escapes && text[j] === '\\') j += 2
@@ -214,7 +281,7 @@ function* lexLiterals(text: string): Generator<LexToken> {
           else break
         } else j++
       }
-      yield { kind: 'literal', contentStart: start, contentEnd: Math.min(j, n) }
+      yield { kind: 'literal', contentStart: start, contentEnd: Math.min(j, n), quoting: escapes ? 'escape' : 'standard' }
       i = j + 1
     } else if (c === '$' && !isWordChar(text[i - 1])) {
       const tag = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 66))
@@ -226,7 +293,7 @@ function* lexLiterals(text: string): Generator<LexToken> {
       const start = i + tag[0].length
       const close = text.indexOf(tag[0], start)
       const end = close < 0 ? n : close
-      yield { kind: 'literal', contentStart: start, contentEnd: end }
+      yield { kind: 'literal', contentStart: start, contentEnd: end, quoting: 'dollar' }
       i = close < 0 ? n : close + tag[0].length
     } else if (isWordChar(c)) {
       let j = i + 1
@@ -238,6 +305,14 @@ function* lexLiterals(text: string): Generator<LexToken> {
       i++
     }
   }
+}
+
+/** The length of a string-literal prefix at `i` (`E'`, `N'`, `U&'`, any case), or 0. */
+function stringPrefix(text: string, i: number): number {
+  const c = text[i]
+  if ((c === 'E' || c === 'e' || c === 'N' || c === 'n') && text[i + 1] === "'") return 1
+  if ((c === 'U' || c === 'u') && text[i + 1] === '&' && text[i + 2] === "'") return 2
+  return 0
 }
 
 function isWordChar(c: string | undefined): boolean {

@@ -30,6 +30,97 @@ describe('createRedactor', () => {
     expect(redactor.redact(text)).toEqual({ text: expected, redacted: detectors })
   })
 
+  /**
+   * Passwords the redactor once let through, kept as data: each row's secret must be gone from the
+   * text, the detector named, and the statement otherwise recorded as sent.
+   */
+  const NESTED_AND_PREFIXED: [name: string, text: string, expected: string, secret: string][] = [
+    [
+      'EXECUTE string inside a DO body',
+      "DO $$ BEGIN EXECUTE 'ALTER ROLE x PASSWORD ''pw-do-1'''; END $$",
+      "DO $$ BEGIN EXECUTE 'ALTER ROLE x PASSWORD ''[REDACTED:secret-assignment]'''; END $$",
+      'pw-do-1',
+    ],
+    [
+      'EXECUTE string inside a tagged DO body',
+      "do $body$ begin execute 'create role r login password ''pw-do-2'''; end $body$",
+      "do $body$ begin execute 'create role r login password ''[REDACTED:secret-assignment]'''; end $body$",
+      'pw-do-2',
+    ],
+    [
+      'EXECUTE with the password concatenated',
+      "DO $$ BEGIN EXECUTE 'ALTER ROLE x PASSWORD ' || quote_literal('pw-concat'); END $$",
+      "DO $$ BEGIN EXECUTE 'ALTER ROLE x PASSWORD ' || quote_literal('[REDACTED:secret-assignment]'); END $$",
+      'pw-concat',
+    ],
+    [
+      // Every argument after such a template: which one fills the password is not counted.
+      'EXECUTE format with the password as %L',
+      "DO $$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', 'x', 'pw-format'); END $$",
+      "DO $$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', '[REDACTED:secret-assignment]', '[REDACTED:secret-assignment]'); END $$",
+      'pw-format',
+    ],
+    [
+      'a function body',
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ ALTER ROLE x PASSWORD 'pw-fn' $$",
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ ALTER ROLE x PASSWORD '[REDACTED:secret-assignment]' $$",
+      'pw-fn',
+    ],
+    [
+      'a function body in a plain string',
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'ALTER ROLE x PASSWORD ''pw-fn-2'''",
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'ALTER ROLE x PASSWORD ''[REDACTED:secret-assignment]'''",
+      'pw-fn-2',
+    ],
+    [
+      'an E-string body with backslash quotes',
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS E'ALTER ROLE x PASSWORD \\'pw-e-body\\''",
+      "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS E'ALTER ROLE x PASSWORD ''[REDACTED:secret-assignment]'''",
+      'pw-e-body',
+    ],
+    ["a U&'' password", "ALTER ROLE x PASSWORD U&'pw-unicode'", "ALTER ROLE x PASSWORD U&'[REDACTED:secret-assignment]'", 'pw-unicode'],
+    ["a u&'' password with escapes", "alter role x password u&'pw\\0041-esc'", "alter role x password u&'[REDACTED:secret-assignment]'", 'pw\\0041-esc'],
+    ["an N'' password", "ALTER ROLE x PASSWORD N'pw-national'", "ALTER ROLE x PASSWORD N'[REDACTED:secret-assignment]'", 'pw-national'],
+    ['crypt', "SELECT crypt('pw-crypt', gen_salt('bf'))", "SELECT crypt('[REDACTED:secret-assignment]', gen_salt('[REDACTED:secret-assignment]'))", 'pw-crypt'],
+    [
+      'crypt in a comparison',
+      "select 1 from users where hash = public.crypt('pw-check', hash)",
+      "select 1 from users where hash = public.crypt('[REDACTED:secret-assignment]', hash)",
+      'pw-check',
+    ],
+    [
+      'pgp_sym_encrypt',
+      "INSERT INTO t VALUES (pgp_sym_encrypt('data', 'pw-pgp'))",
+      "INSERT INTO t VALUES (pgp_sym_encrypt('[REDACTED:secret-assignment]', '[REDACTED:secret-assignment]'))",
+      'pw-pgp',
+    ],
+    [
+      'pgp_sym_decrypt with options',
+      "select pgp_sym_decrypt(col, 'pw-pgp-2', 'cipher-algo=aes256') from t",
+      "select pgp_sym_decrypt(col, '[REDACTED:secret-assignment]', '[REDACTED:secret-assignment]') from t",
+      'pw-pgp-2',
+    ],
+    ['hmac', "select hmac(body, 'key-hmac', 'sha256') from t", "select hmac(body, '[REDACTED:secret-assignment]', '[REDACTED:secret-assignment]') from t", 'key-hmac'],
+    ['encrypt', "select encrypt('x', 'key-enc', 'aes')", "select encrypt('[REDACTED:secret-assignment]', '[REDACTED:secret-assignment]', '[REDACTED:secret-assignment]')", 'key-enc'],
+    [
+      'only the call is secret, not what follows it',
+      "select crypt('pw-only', s), 'kept' from t",
+      "select crypt('[REDACTED:secret-assignment]', s), 'kept' from t",
+      'pw-only',
+    ],
+  ]
+
+  it.each(NESTED_AND_PREFIXED)('redacts %s', (_, text, expected, secret) => {
+    const result = redactor.redact(text)
+    expect(result.text).not.toContain(secret)
+    expect(result).toEqual({ text: expected, redacted: ['secret-assignment'] })
+  })
+
+  it('leaves SQL inside literals alone when it holds no secret', () => {
+    const text = "DO $$ BEGIN EXECUTE 'UPDATE t SET note = ''passing'''; END $$"
+    expect(redactor.redact(text)).toEqual({ text, redacted: [] })
+  })
+
   it.each([
     ['raw', CANARY],
     ['SQL-quoted', CANARY.replaceAll("'", "''")],
