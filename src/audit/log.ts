@@ -96,7 +96,17 @@ export function defaultJournalDir(location: StoreLocation, env: NodeJS.ProcessEn
   if (location.kind === 'sqlite') return `${location.path}.journal`
   if (env.AIRLOCK_AUDIT_JOURNAL) return env.AIRLOCK_AUDIT_JOURNAL
   const state = env.XDG_STATE_HOME || join(homedir(), '.local', 'state')
-  const key = createHash('sha256').update(describeStore(location)).digest('hex').slice(0, 12)
+  // Keyed by the URL without its password but with its query, as the first releases did: a
+  // changed key would leave an existing journal (and its unstored records) behind.
+  let keyed: string
+  try {
+    const url = new URL(location.url)
+    url.password = ''
+    keyed = url.href
+  } catch {
+    keyed = 'postgres://(unparseable)'
+  }
+  const key = createHash('sha256').update(keyed).digest('hex').slice(0, 12)
   return join(state, 'airlock', `audit-journal-${key}`)
 }
 

@@ -74,12 +74,18 @@ export function parseStoreLocation(store: string): StoreLocation {
   throw new AirlockError('usage', 'an audit store is sqlite:PATH or a postgres:// URL')
 }
 
-/** The store location for messages: a postgres URL without its password (there should be none). */
+/**
+ * The store location for messages and logs: a postgres URL without its password and without its
+ * query string (which can carry `password=` or `sslpassword=`; the configuration refuses both, a
+ * command-line `--store` does not).
+ */
 export function describeStore(location: StoreLocation): string {
   if (location.kind === 'sqlite') return `sqlite:${location.path}`
   try {
     const url = new URL(location.url)
     url.password = ''
+    url.search = ''
+    url.hash = ''
     return url.href
   } catch {
     return 'postgres://(unparseable)'

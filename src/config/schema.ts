@@ -639,6 +639,8 @@ export function createConfigSchema(baseDir: string) {
     upgradesPerMinutePerIp: z.int().min(1).default(600),
   })
 
+  /** Query parameters of a postgres URL that carry a secret (node-postgres and libpq read both). */
+  const secretUrlParams = ['password', 'sslpassword']
   const auditStore = z.string().transform((store, ctx) => {
     if (store.startsWith('sqlite:')) {
       const file = store.slice('sqlite:'.length)
@@ -655,10 +657,12 @@ export function createConfigSchema(baseDir: string) {
       } catch {
         ctx.addIssue({ code: 'custom', message: 'expected a URL like postgres://audit@db.internal/airlock' })
       }
-      if (url !== undefined && url.password !== '') {
+      const inQuery = url === undefined ? [] : [...new Set(url.searchParams.keys())].filter((key) => secretUrlParams.includes(key.toLowerCase()))
+      if (url !== undefined && (url.password !== '' || inQuery.length > 0)) {
+        const where = url.password !== '' ? 'in the URL' : `in the URL's query (${inQuery.join(', ')})`
         ctx.addIssue({
           code: 'custom',
-          message: "no password in the URL: secrets only by reference: set PGPASSWORD or PGPASSFILE in the gateway's environment",
+          message: `no password ${where}: secrets only by reference: set PGPASSWORD or PGPASSFILE in the gateway's environment`,
         })
       }
       return store

@@ -338,6 +338,9 @@ describe('parseConfig', () => {
       ['an inline secret in a command env', config({ connections: [{ name: 'sh', type: 'command', command: ['bash'], runAs: 'airlock-shell', env: { AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI' }, access: { groups: ['ops'] } }] }), 'connections[sh].env.AWS_SECRET_ACCESS_KEY', 'wJalrXUtnFEMI'],
       ['a password in an http upstream URL', config({ connections: [{ name: 'api', type: 'http', upstream: { url: 'https://user:pa55word@api.internal' }, access: { groups: ['eng'] } }] }), 'connections[api].upstream.url', 'pa55word'],
       ['a password in a postgres audit store URL', config({ audit: { store: 'postgres://audit:pa55word@db/audit' } }), 'audit.store', 'pa55word'],
+      ['a password in a postgres audit store URL query', config({ audit: { store: 'postgres://audit@db/audit?sslmode=require&password=pa55word' } }), 'audit.store', 'pa55word'],
+      ['an sslpassword in a postgres audit store URL query', config({ audit: { store: 'postgresql://audit@db/audit?sslpassword=k3y-pa55' } }), 'audit.store', 'k3y-pa55'],
+      ['a percent-encoded password parameter', config({ audit: { store: 'postgres://audit@db/audit?pass%77ord=pa55word' } }), 'audit.store', 'pa55word'],
     ])('rejects %s without repeating it', (_case, raw, path, value) => {
       const error = configError(() => parseConfig(raw, BASE))
       expect(error.message).toContain(`${path}: `)
