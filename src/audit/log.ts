@@ -40,13 +40,27 @@ export interface AuditLogOptions {
   segmentBytes?: number
   /** For tests of a failing disk. */
   io?: JournalIo
+  /** Default MAX_STORE_LAG_MS. */
+  maxLagMs?: number
 }
+
+/**
+ * The oldest record journaled and not yet stored may be this old before the log counts as
+ * unavailable (new sessions refused with `audit.required`): a store that accepts connections and
+ * then stops answering, or a writer that cannot keep up, must not leave sessions running on the
+ * journal alone indefinitely.
+ */
+export const MAX_STORE_LAG_MS = 20_000
+/** How finely the age of unstored records is tracked. */
+const LAG_GRAIN_MS = 100
 
 export interface AuditStatus {
   journal: 'ok' | 'failing'
   store: 'ok' | 'unavailable' | 'opening'
   /** Records journaled and not yet stored. */
   lag: number
+  /** How long the oldest of them has waited, to LAG_GRAIN_MS; 0 when none waits. */
+  lagMs: number
   /** Why the store is unavailable, when it is. */
   error?: string
 }
@@ -131,6 +145,15 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
   let storeState: AuditStatus['store'] = 'opening'
   let storeError: string | undefined
   let stored = 0
+  const maxLagMs = options.maxLagMs ?? MAX_STORE_LAG_MS
+  /**
+   * When unstored records were appended, coarsely: each entry's `seq` was appended at `time`, and
+   * every later record after it. The first entry is the newest whose seq is at most the oldest
+   * unstored record's, so the oldest unstored record is at most `now - unstored[0].time` old.
+   * Records left from an earlier run count from start-up.
+   */
+  const unstored: { seq: number; time: number }[] = [{ seq: 0, time: now() }]
+  let lagging = false
   let closing = false
   let worker!: Worker
   let firstReport: (head: ChainTip | undefined) => void = () => {}
@@ -155,6 +178,8 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
         return
       case 'ingested':
         stored = message.seq
+        while (unstored.length > 1 && unstored[1]!.seq <= stored + 1) unstored.shift()
+        if (stored >= journal.tip.seq) unstored.length = 0
         for (const wake of [...tailWaiters]) wake()
         return
       case 'log':
@@ -232,22 +257,43 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
     await call('sync', { seq: journal.tip.seq, timeoutMs })
   }
 
+  const lagMs = (): number => (unstored.length === 0 || journal.tip.seq <= stored ? 0 : Math.max(0, now() - unstored[0]!.time))
+  /** Whether the store has fallen too far behind; logs the change either way. */
+  const tooFarBehind = (): boolean => {
+    const behind = lagMs() > maxLagMs
+    if (behind !== lagging) {
+      lagging = behind
+      if (behind) logger.error({ event: 'audit.store-behind', store: describeStore(location), lagMs: lagMs(), records: journal.tip.seq - stored }, 'the audit store has stored nothing recent; new sessions are refused until it catches up')
+      else logger.info({ event: 'audit.store-caught-up', store: describeStore(location) }, 'the audit store caught up')
+    }
+    return behind
+  }
+  const behindMessage = (): string => `the audit store has not stored a record for ${Math.round(lagMs() / 1000)} s (limit ${Math.round(maxLagMs / 1000)} s)`
+
   const log: AuditLog = {
     chain,
     journalDir: dir,
     get available() {
-      return !closing && journal.worthTrying && storeState === 'ok'
+      return !closing && journal.worthTrying && storeState === 'ok' && !tooFarBehind()
     },
     status() {
+      const behind = tooFarBehind()
       return {
         journal: journal.healthy ? 'ok' : 'failing',
-        store: storeState,
+        store: storeState === 'ok' && behind ? 'unavailable' : storeState,
         lag: Math.max(0, journal.tip.seq - stored),
-        ...(storeError === undefined ? {} : { error: storeError }),
+        lagMs: lagMs(),
+        ...(storeError !== undefined ? { error: storeError } : behind ? { error: behindMessage() } : {}),
       }
     },
     append(event, appendOptions) {
-      return journal.append(event, appendOptions)
+      const ok = journal.append(event, appendOptions)
+      if (ok) {
+        const time = now()
+        const last = unstored.at(-1)
+        if (last === undefined || time - last.time >= LAG_GRAIN_MS) unstored.push({ seq: journal.tip.seq, time })
+      }
+      return ok
     },
     sync,
     async list(filter, limit, before) {

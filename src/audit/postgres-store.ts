@@ -1,8 +1,10 @@
 /**
  * The shared audit store: PostgreSQL, for several gateways writing one log (one chain each, so they
  * never wait on one another's head). The gateway creates and migrates the schema itself, under an
- * advisory lock so gateways starting together do not race. A batch is one INSERT ... SELECT FROM
- * unnest(...): one round trip, atomic, durable at commit (the server's synchronous_commit).
+ * advisory lock so gateways starting together do not race; a read-only open (offline verify) runs
+ * no DDL and takes no lock, so a role with SELECT on the two tables can verify. A batch is one
+ * INSERT ... SELECT FROM unnest(...): one round trip, atomic, durable at commit (the session sets
+ * synchronous_commit = on). Every query has a timeout (STORE_TIMEOUTS).
  *
  * The URL carries no password (the configuration refuses one); node-postgres reads PGPASSWORD or
  * PGPASSFILE from the gateway's environment.
@@ -38,35 +40,46 @@ const MIGRATIONS: readonly string[] = [
 
 const COLUMNS = `id, chain, seq, time, type, session, identity, "user", connection, verdict, record, hash`
 
+/**
+ * Timeouts, so that a store that stops answering (a hung server, a partition without a reset) fails
+ * the writer's insert rather than holding it forever: the gateway then reports the store
+ * unavailable and, with `audit.required`, refuses new sessions. A read-only store (offline verify)
+ * gets the same ones.
+ */
+export const STORE_TIMEOUTS = {
+  /** Opening a connection. */
+  connectMs: 10_000,
+  /** Server side, per statement (a batch INSERT of a few thousand rows takes milliseconds). */
+  statementMs: 10_000,
+  /** Client side, per query: also covers a server that no longer answers at all. */
+  queryMs: 15_000,
+  /** TCP keepalive on every connection, from this much idleness. */
+  keepAliveMs: 10_000,
+} as const
+
 export async function openPostgresStore(url: string, options: { readonly?: boolean } = {}): Promise<AuditStore> {
   const where = describeStore({ kind: 'postgres', url })
-  const pool = new pg.Pool({ connectionString: url, max: 3, application_name: 'airlock-audit', connectionTimeoutMillis: 10_000 })
+  const readonly = options.readonly === true
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 3,
+    application_name: 'airlock-audit',
+    connectionTimeoutMillis: STORE_TIMEOUTS.connectMs,
+    statement_timeout: STORE_TIMEOUTS.statementMs,
+    query_timeout: STORE_TIMEOUTS.queryMs,
+    idle_in_transaction_session_timeout: STORE_TIMEOUTS.statementMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: STORE_TIMEOUTS.keepAliveMs,
+    // A commit is durable when it returns, whatever the server's default; a reader never writes.
+    options: readonly ? '-c default_transaction_read_only=on' : '-c synchronous_commit=on',
+  })
   // An idle client's connection can drop (server restart); the next query reconnects.
   pool.on('error', () => {})
   try {
     const client = await pool.connect()
     try {
-      await client.query('BEGIN')
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('airlock_audit_schema'))`)
-      await client.query('CREATE TABLE IF NOT EXISTS airlock_audit_schema (version integer NOT NULL)')
-      const found = await client.query<{ version: number }>('SELECT version FROM airlock_audit_schema')
-      const version = found.rows[0]?.version ?? 0
-      if (version > MIGRATIONS.length) {
-        throw new AirlockError('config', `the audit store ${where} has schema version ${version}; this airlock knows up to ${MIGRATIONS.length}`, {
-          hint: 'upgrade airlock',
-        })
-      }
-      if (options.readonly === true) {
-        if (version === 0) throw new AirlockError('usage', `${where} holds no airlock audit log`)
-      } else if (version < MIGRATIONS.length) {
-        for (let v = version; v < MIGRATIONS.length; v++) await client.query(MIGRATIONS[v]!)
-        if (found.rows.length === 0) await client.query('INSERT INTO airlock_audit_schema (version) VALUES ($1)', [MIGRATIONS.length])
-        else await client.query('UPDATE airlock_audit_schema SET version = $1', [MIGRATIONS.length])
-      }
-      await client.query(options.readonly === true ? 'ROLLBACK' : 'COMMIT')
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined)
-      throw error
+      if (readonly) await checkSchema(client, where)
+      else await migrate(client, where)
     } finally {
       client.release()
     }
@@ -75,10 +88,47 @@ export async function openPostgresStore(url: string, options: { readonly?: boole
     if (error instanceof AirlockError) throw error
     throw new AirlockError('upstream-unavailable', `cannot use the audit store ${where}: ${describePgError(error)}`, {
       cause: error,
-      hint: 'check that the database is reachable and the gateway may create tables in it',
+      hint: readonly ? 'check that the database is reachable and the role may read the audit tables' : 'check that the database is reachable and the gateway may create tables in it',
     })
   }
   return new PostgresStore(pool)
+}
+
+/** Creates or migrates the schema, under an advisory lock so gateways starting together do not race. */
+async function migrate(client: pg.PoolClient, where: string): Promise<void> {
+  try {
+    await client.query('BEGIN')
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('airlock_audit_schema'))`)
+    await client.query('CREATE TABLE IF NOT EXISTS airlock_audit_schema (version integer NOT NULL)')
+    const found = await client.query<{ version: number }>('SELECT version FROM airlock_audit_schema')
+    const version = found.rows[0]?.version ?? 0
+    tooNew(version, where)
+    if (version < MIGRATIONS.length) {
+      for (let v = version; v < MIGRATIONS.length; v++) await client.query(MIGRATIONS[v]!)
+      if (found.rows.length === 0) await client.query('INSERT INTO airlock_audit_schema (version) VALUES ($1)', [MIGRATIONS.length])
+      else await client.query('UPDATE airlock_audit_schema SET version = $1', [MIGRATIONS.length])
+    }
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined)
+    throw error
+  }
+}
+
+/** For a reader (offline verify): the schema must be there and known; no DDL, no lock, so SELECT is all the role needs. */
+async function checkSchema(client: pg.PoolClient, where: string): Promise<void> {
+  const { rows } = await client.query<{ present: boolean }>(`SELECT to_regclass('airlock_audit_schema') IS NOT NULL AS present`)
+  const version = rows[0]?.present === true ? ((await client.query<{ version: number }>('SELECT version FROM airlock_audit_schema')).rows[0]?.version ?? 0) : 0
+  tooNew(version, where)
+  if (version === 0) throw new AirlockError('usage', `${where} holds no airlock audit log`)
+}
+
+function tooNew(version: number, where: string): void {
+  if (version > MIGRATIONS.length) {
+    throw new AirlockError('config', `the audit store ${where} has schema version ${version}; this airlock knows up to ${MIGRATIONS.length}`, {
+      hint: 'upgrade airlock',
+    })
+  }
 }
 
 /** A PostgreSQL or network error in words, without anything the server echoed from the query. */

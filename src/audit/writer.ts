@@ -9,9 +9,10 @@
  *
  * Group commit: a commit starts at most every GROUP_MS; records accumulate meanwhile and the next
  * batch takes them all. Lines the running gateway wrote are trusted for their hash (it just
- * computed it); lines an earlier run left are verified, since a crash can leave one torn. When the
- * store fails, the batch is kept, the journal is fdatasync'ed instead (so records stay durable
- * against power loss), and the insert is retried with backoff.
+ * computed it); lines an earlier run left are verified, since a crash can leave one torn. While the
+ * store is down (not yet open, failing, or a commit taking longer than GROUP_MS), the journal is
+ * fdatasync'ed every GROUP_MS instead when it was written to, so records stay durable against
+ * power loss in the same rhythm; a failed batch is kept and retried with backoff.
  */
 import * as fs from 'node:fs'
 import { join } from 'node:path'
@@ -72,7 +73,14 @@ class Writer {
   private finished: number[] = []
   private readonly waiters: { seq: number; resolve: () => void }[] = []
   private stopping: { seq: number; deadline: number } | undefined
-  private fsyncedDir = false
+  /** The live segment when the journal directory was last fsync'ed. */
+  private dirSyncedAt = -1
+  /** When the commit in progress started, if one is. */
+  private commitStarted: number | undefined
+  /** The journal's write count at its last fdatasync. */
+  private syncedWrites = -1
+  /** The newest sealed segment fdatasync'ed. */
+  private sealedSynced = 0
   /** Reused for every read: a fresh multi-megabyte buffer per batch would keep the collector busy. */
   private buffer = Buffer.allocUnsafe(READ_BYTES)
   /** The segment the gateway started writing when this writer started; older ones are replayed. */
@@ -82,6 +90,17 @@ class Writer {
 
   constructor(private readonly data: WriterData) {
     this.signal = new Int32Array(data.signal)
+    setInterval(() => this.syncWhileStoreDown(), GROUP_MS).unref()
+  }
+
+  /** The journal stands in for the store while it is down: fdatasync what was written since the last time. */
+  private syncWhileStoreDown(): void {
+    const stalled = this.commitStarted !== undefined && Date.now() - this.commitStarted > GROUP_MS
+    if (this.storeOk && !stalled) return
+    const writes = Atomics.load(this.signal, SIGNAL_WRITES)
+    if (writes === this.syncedWrites) return
+    this.syncedWrites = writes
+    this.syncJournal()
   }
 
   post(message: WriterMessage): void {
@@ -129,7 +148,6 @@ class Writer {
           if (rest > 0 && this.stopping === undefined) await sleep(rest)
         } else {
           failures++
-          this.syncJournal()
           // Stopping with the store down: what is not stored stays in the journal for the next start.
           if (this.stopping !== undefined && Date.now() > this.stopping.deadline) return
           await sleep(BACKOFF_MS[Math.min(failures - 1, BACKOFF_MS.length - 1)]!)
@@ -234,7 +252,8 @@ class Writer {
     const rows = this.pending
     try {
       if (rows.length > 0) {
-        const { conflicts } = await this.store.insert(rows)
+        this.commitStarted = Date.now()
+        const { conflicts } = await this.store.insert(rows).finally(() => (this.commitStarted = undefined))
         for (const conflict of conflicts) {
           const ours = rows.find((row) => row.chain === conflict.chain && row.seq === conflict.seq)
           if (ours !== undefined && ours.hash !== conflict.hash) {
@@ -268,10 +287,14 @@ class Writer {
     return true
   }
 
-  /** While the store is down, the journal is the durable copy: fdatasync it (and its directory once). */
+  /**
+   * While the store is down, the journal is the durable copy: fdatasync the segment being written
+   * and each sealed one not yet stored (once), and the directory after a segment was started.
+   */
   private syncJournal(): void {
     const live = Atomics.load(this.signal, SIGNAL_SEGMENT)
-    for (let segment = this.segment; segment <= live; segment++) {
+    for (const segment of listSegments(this.data.dir)) {
+      if (segment < this.segment || (segment < live && segment <= this.sealedSynced)) continue
       try {
         const fd = fs.openSync(join(this.data.dir, segmentName(segment)), 'r')
         try {
@@ -279,13 +302,15 @@ class Writer {
         } finally {
           fs.closeSync(fd)
         }
+        if (segment < live) this.sealedSynced = segment
       } catch {
-        // a segment that does not exist (yet) has nothing to sync
+        // removed meanwhile (stored): nothing to sync
       }
     }
-    if (!this.fsyncedDir) {
+    // The directory too, whenever a segment was started since (its entry must survive as well).
+    if (this.dirSyncedAt !== live) {
       fsyncPath(this.data.dir)
-      this.fsyncedDir = true
+      this.dirSyncedAt = live
     }
   }
 

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import Database from 'better-sqlite3'
 import pino from 'pino'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { claimJournalDir, journalTip, JournalWriter, listSegments, segmentName, SIGNAL_BYTES } from '../../../src/audit/journal.js'
@@ -31,8 +32,8 @@ function setup() {
       },
     }),
   )
-  const open = async () => {
-    const log = await openAuditLog({ store: `sqlite:${join(dir, 'audit.db')}`, logger, version: 'test' })
+  const open = async (options: { maxLagMs?: number } = {}) => {
+    const log = await openAuditLog({ store: `sqlite:${join(dir, 'audit.db')}`, logger, version: 'test', ...options })
     opened.push(log)
     return log
   }
@@ -142,5 +143,29 @@ describe('openAuditLog', () => {
     ])
     expect((await log.verify([])).ok).toBe(true)
     await expect.poll(() => lines.some((line) => line.event === 'audit.journal-torn')).toBe(true)
+  })
+
+  it('is unavailable while the oldest unstored record is older than the limit, and recovers when the store catches up', async () => {
+    const { open, dir, lines } = setup()
+    const log = await open({ maxLagMs: 300 })
+    await log.sync()
+    expect(log.available).toBe(true)
+    // Another connection holds the write lock: the writer's commit waits (busy_timeout) without failing yet.
+    const blocker = new Database(join(dir, 'audit.db'))
+    blocker.exec('BEGIN IMMEDIATE')
+    try {
+      log.append(statement(1, 'select 1'), { durable: true })
+      await expect.poll(() => log.available, { timeout: 3_000, interval: 50 }).toBe(false)
+      expect(log.status()).toMatchObject({ store: 'unavailable', lag: 1, lagMs: expect.any(Number), error: expect.stringContaining('has not stored a record') })
+      expect(log.status().lagMs).toBeGreaterThan(300)
+      expect(lines.some((line) => line.event === 'audit.store-behind')).toBe(true)
+    } finally {
+      blocker.exec('ROLLBACK')
+      blocker.close()
+    }
+    await log.sync()
+    expect(log.available).toBe(true)
+    expect(log.status()).toMatchObject({ store: 'ok', lag: 0, lagMs: 0 })
+    expect(lines.some((line) => line.event === 'audit.store-caught-up')).toBe(true)
   })
 })
