@@ -41,6 +41,8 @@ export function describeEvent(event: AuditEvent): string {
       return `${cut(event.reason.message, 80)}${event.reason.code === undefined ? '' : ` [${event.reason.code}]`} in=${event.bytes.in}B out=${event.bytes.out}B ${(event.durationMs / 1000).toFixed(1)}s`
     case 'auth.failure':
       return `from ${event.client.address} ${cut(event.path, 60)}: ${event.code}: ${cut(event.reason, 80)}`
+    case 'auth.failure.summary':
+      return `${event.count} more failures since ${printable(event.since)}, not recorded one by one: ${event.clients.map((client) => `${cut(client.address, 45)}×${client.count}`).join(' ')}${event.otherClients > 0 ? ` and ${event.otherClients} more addresses` : ''}`
     case 'admin.kill':
       return `killed session ${event.session}`
     case 'admin.export':

@@ -3,6 +3,7 @@
  * actions, journaled before the gateway acts on them and stored in SQLite or PostgreSQL by a writer
  * thread; verification against a store or an export file.
  */
+export { type AuthFailure, type AuthFailureLimits, AuthFailureRecorder } from './auth-failures.js'
 export { type AuditLog, type AuditLogOptions, type AuditStatus, defaultJournalDir, type EventPage, type ExportSink, openAuditLog, type TailPage } from './log.js'
 export {
   type AuditEvent,

@@ -17,6 +17,7 @@ import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import { AirlockError, isErrorCode } from '../errors.js'
+import { type AuthFailure, type AuthFailureLimits, AuthFailureRecorder } from './auth-failures.js'
 import { type ChainTip, claimJournalDir, journalTip, JournalWriter, type JournalIo, listSegments, SIGNAL_BYTES } from './journal.js'
 import { type AuditEvent, type AuditEventInput, parseEventId } from './record.js'
 import { type ChainCursor, describeStore, type EventFilter, type Head, parseStoreLocation, type StoreLocation } from './store.js'
@@ -42,6 +43,8 @@ export interface AuditLogOptions {
   io?: JournalIo
   /** Default MAX_STORE_LAG_MS. */
   maxLagMs?: number
+  /** Defaults in auth-failures.ts. */
+  authFailureLimits?: AuthFailureLimits
 }
 
 /**
@@ -92,6 +95,11 @@ export interface AuditLog {
    * be journaled (disk full, I/O error): nothing was recorded.
    */
   append(event: AuditEventInput, options?: { durable?: boolean }): boolean
+  /**
+   * Records a failed authentication durably, within limits per client address (auth-failures.ts):
+   * past them, failures are counted into one summary record per window.
+   */
+  authFailure(failure: AuthFailure): void
   /** Waits (up to `timeoutMs`) until everything appended so far is in the store. */
   sync(timeoutMs?: number): Promise<void>
   list(filter: EventFilter, limit: number, before?: number): Promise<EventPage>
@@ -270,6 +278,8 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
   }
   const behindMessage = (): string => `the audit store has not stored a record for ${Math.round(lagMs() / 1000)} s (limit ${Math.round(maxLagMs / 1000)} s)`
 
+  const authFailures = new AuthFailureRecorder((event) => log.append(event, { durable: true }), { now, ...options.authFailureLimits })
+
   const log: AuditLog = {
     chain,
     journalDir: dir,
@@ -294,6 +304,9 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
         if (last === undefined || time - last.time >= LAG_GRAIN_MS) unstored.push({ seq: journal.tip.seq, time })
       }
       return ok
+    },
+    authFailure(failure) {
+      authFailures.record(failure)
     },
     sync,
     async list(filter, limit, before) {
@@ -352,6 +365,7 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
     },
     async close(reason, timeoutMs = 10_000) {
       if (closing) return
+      authFailures.flush()
       journal.append({ type: 'gateway.stop', reason }, { durable: true })
       const last = journal.tip.seq
       closing = true

@@ -105,6 +105,19 @@ export type AuditEventInput =
       text?: string
     }
   | { type: 'auth.failure'; client: { address: string }; path: string; code: string; reason: string }
+  | {
+      /** Authentication failures of one window that were counted, not recorded one by one (auth-failures.ts). */
+      type: 'auth.failure.summary'
+      /** When the window began; it ends with this record. */
+      since: string
+      count: number
+      /** By address, most first (at most SUMMARY_ADDRESSES). */
+      clients: { address: string; count: number }[]
+      /** Further addresses with failures not named in `clients`. */
+      otherClients: number
+      /** Failures from addresses beyond those a window tracks, counted only in `count`. */
+      untracked?: number
+    }
   | { type: 'admin.kill'; identity: string; user: string; session: string; killed: boolean }
   | { type: 'admin.export'; identity: string; user: string; filter: Record<string, string> }
   | { type: 'admin.replay'; identity: string; user: string; session: string }

@@ -147,7 +147,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const failure = toAirlockError(error)
       logger.warn({ event: 'auth.failure', client: clientAddress(request), path: request.url, reason: failure.message }, 'authentication failed')
       const path = new URL(request.url ?? '/', 'http://gateway').pathname
-      audit?.append({ type: 'auth.failure', client: { address: clientAddress(request) }, path, code: failure.code, reason: failure.message }, { durable: true })
+      audit?.authFailure({ address: clientAddress(request), path, code: failure.code, reason: failure.message })
       throw failure
     }
   }
