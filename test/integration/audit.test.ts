@@ -16,6 +16,7 @@ import { GatewayClient } from '../../src/api/client.js'
 import {
   type AuditEvent,
   canonicalJson,
+  columnsOf,
   formatHead,
   hashBody,
   openStore,
@@ -73,7 +74,7 @@ async function events(client: GatewayClient, query: Parameters<GatewayClient['au
 const field = (event: AuditEvent, name: string): unknown => (event as unknown as Record<string, unknown>)[name]
 
 /** Runs statements one after another on one session through `airlock connect`; returns each one's rows or SQLSTATE. */
-async function run(dsn: string, statements: string[]): Promise<({ rows: unknown[] } | { sqlstate: string })[]> {
+async function run(dsn: string, statements: (string | pg.QueryConfig)[]): Promise<({ rows: unknown[] } | { sqlstate: string })[]> {
   const client = new pg.Client({ connectionString: dsn })
   client.on('error', () => {})
   await client.connect()
@@ -265,15 +266,31 @@ describe.each(['sqlite', 'postgres'] as const)('audit with the %s store', (kind)
       `alter role helper password '${LITERAL_PASSWORD}'`,
       `select length('${password}') + length('${Buffer.from(password).toString('base64')}') as n`,
       `select length('postgres://app:${URL_PASSWORD}@db.internal/app') + length('${JWT}') + length('${AWS_KEY}') as n`,
+      // Extended protocol (Parse/Bind/Execute): a named statement, and a bind parameter that is the secret.
+      { name: 'ext-secret', text: `alter role helper password '${LITERAL_PASSWORD}'` },
+      { text: `select length($1::text) + length('${JWT}') as n`, values: [password] },
     ])
-    expect(results.every((result) => 'rows' in result)).toBe(true)
-    const begins = (await events(admin, { type: 'statement.begin' })).slice(-3)
+    // A DO block is blocked by the default guardrails; in audit-only mode it runs.
+    results.push(...(await run(dsn['pg-audit-only']!, [`do $$ begin execute 'alter role helper password ''${LITERAL_PASSWORD}'''; end $$`])))
+    expect(results, JSON.stringify(results)).toEqual(results.map(() => ({ rows: expect.any(Array) })))
+    const begins = (await events(admin, { type: 'statement.begin' })).slice(-6)
     expect(begins.map((event) => field(event, 'text'))).toEqual([
       `alter role helper password '[REDACTED:secret-assignment]'`,
       `select length('[REDACTED:credential]') + length('[REDACTED:credential]') as n`,
       `select length('postgres://app:[REDACTED:dsn-password]@db.internal/app') + length('[REDACTED:jwt]') + length('[REDACTED:cloud-keys]') as n`,
+      `alter role helper password '[REDACTED:secret-assignment]'`,
+      `select length($1::text) + length('[REDACTED:jwt]') as n`,
+      `do $$ begin execute 'alter role helper password ''[REDACTED:secret-assignment]'''; end $$`,
     ])
-    expect(begins.map((event) => field(event, 'redacted'))).toEqual([['secret-assignment'], ['credential'], ['dsn-password', 'jwt', 'cloud-keys']])
+    expect(begins.map((event) => field(event, 'path'))).toEqual(['simple', 'simple', 'simple', 'extended', 'extended', 'simple'])
+    expect(begins.map((event) => field(event, 'redacted'))).toEqual([
+      ['secret-assignment'],
+      ['credential'],
+      ['dsn-password', 'jwt', 'cloud-keys'],
+      ['secret-assignment'],
+      ['jwt'],
+      ['secret-assignment'],
+    ])
     // Nowhere: not in the store, the journal, or an export.
     const secrets = [password, Buffer.from(password).toString('base64'), LITERAL_PASSWORD, URL_PASSWORD, JWT, AWS_KEY]
     const access = await storeAccess(store)
@@ -397,10 +414,32 @@ describe.each(['sqlite', 'postgres'] as const)('audit with the %s store', (kind)
       await access.exec('DROP TABLE stash')
     }
     const forged = (() => {
-      const parsed = parseLine(lines.find((line) => parseLine(line)?.record.seq === target.seq)!)!
-      const body = canonicalJson({ ...parsed.record, text: 'select harmless' })
-      return { body, hash: hashBody(body) }
+      const parsed = parseLine(lines.find((line) => parseLine(line)?.record.seq === target.seq && parseLine(line)?.record.chain === chain)!)!
+      const record = { ...parsed.record, text: 'select harmless' }
+      const body = canonicalJson(record)
+      return { body, hash: hashBody(body), columns: columnsOf(record) }
     })()
+    /**
+     * Inserts the forged record, chained to the record before the target, at the target's position:
+     * the rows from there on move up one (their seq column only; negated first, since the unique
+     * (chain, seq) index is checked row by row).
+     */
+    const shiftFrom = async (seq: number, by: 1 | -1): Promise<void> => {
+      await access.exec(sql(`UPDATE ${table} SET seq = -(seq + $1) WHERE chain = $2 AND seq >= $3`), [by, chain, seq])
+      await access.exec(sql(`UPDATE ${table} SET seq = -seq WHERE chain = $1 AND seq < 0`), [chain])
+    }
+    const insertForged = async (): Promise<void> => {
+      await shiftFrom(target.seq, 1)
+      const c = forged.columns
+      await access.exec(
+        sql(`INSERT INTO ${table} (chain, seq, time, type, session, identity, "user", connection, verdict, record, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`),
+        [c.chain, c.seq, c.time, c.type, c.session, c.identity, c.user, c.connection, c.verdict, forged.body, forged.hash],
+      )
+    }
+    const removeForged = async (): Promise<void> => {
+      await access.exec(sql(`DELETE FROM ${table} WHERE chain = $1 AND seq = $2`), [chain, target.seq])
+      await shiftFrom(target.seq + 1, -1)
+    }
 
     interface Case {
       name: string
@@ -450,6 +489,16 @@ describe.each(['sqlite', 'postgres'] as const)('audit with the %s store', (kind)
           return copy
         },
         seq: target.seq,
+      },
+      {
+        // A well-formed record, correctly chained to the one before, slipped in: it verifies, the
+        // record it displaced does not.
+        name: 'inserted',
+        tamper: insertForged,
+        undo: removeForged,
+        file: (all) =>
+          all.flatMap((line) => (parseLine(line)?.record.seq === target.seq && parseLine(line)?.record.chain === chain ? [`{"hash":"${forged.hash}",${forged.body.slice(1)}`, line] : [line])),
+        seq: target.seq + 1,
       },
       {
         name: 'truncated at the tail',
@@ -545,5 +594,34 @@ describe('audit.required', () => {
     await expect(
       startAuditGateway({ audit: { store: `sqlite:${file}/audit.db`, required: true }, connections: [] }),
     ).rejects.toMatchObject({ code: 'config' })
+  })
+})
+
+describe('authentication failures', () => {
+  it('records the first ten per address one by one and counts the rest into a summary, so they cannot fill the disk', async () => {
+    const store = `sqlite:${join(auditTempDir('airlock-audit-'), 'audit.db')}`
+    const gateway = await startAuditGateway({ audit: { store, required: true }, connections: [] })
+    try {
+      for (let i = 0; i < 40; i++) {
+        const refused = await fetch(new URL('v1/connections', gateway.url), { headers: { authorization: `Bearer alk_flood-${i}` } })
+        expect(refused.status).toBe(401)
+      }
+    } finally {
+      // Closing the log ends the window: its summary is written before gateway.stop.
+      await gateway.stop()
+    }
+    const access = await storeAccess(store)
+    const rows = await access.rows()
+    await access.close()
+    const records = rows.map((row) => JSON.parse(row.record) as Record<string, unknown>)
+    const failures = records.filter((record) => record.type === 'auth.failure')
+    const summaries = records.filter((record) => record.type === 'auth.failure.summary')
+    // Forty requests in well under a minute: one window, unless the run straddled its end.
+    expect(failures.length + summaries.reduce((sum, summary) => sum + Number(summary.count), 0)).toBe(40)
+    expect(failures.length).toBeLessThanOrEqual(20)
+    expect(summaries.length).toBeGreaterThanOrEqual(1)
+    expect(summaries.at(-1)).toMatchObject({ clients: [{ address: '127.0.0.1', count: expect.any(Number) }], otherClients: 0 })
+    expect(rows.at(-1)?.type).toBe('gateway.stop')
+    expect(JSON.stringify(records)).not.toContain('alk_flood')
   })
 })
