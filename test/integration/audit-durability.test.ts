@@ -20,8 +20,22 @@ import { auditTempDir, freshAuditDatabase, removeAuditTempDirs, spawnAuditGatewa
 import { pgBinary, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
 import { spawnAirlock } from '../helpers/processes.js'
 
-/** SIGKILLs per store; the issue asks for at least 20 across runs. */
-const KILLS_PER_STORE = 10
+/**
+ * SIGKILLs under load per store: each lands while statements are flowing through the gateway (the
+ * server logged one in the 50 ms before it); with both stores, 20, what the issue asks for at
+ * least. A round whose kill did not land under load is repeated, up to MAX_ROUNDS.
+ */
+const KILLS_UNDER_LOAD = 10
+/** Besides those, every sixth round kills a gateway while it starts (replaying the journal). */
+const MAX_ROUNDS = 18
+
+/** Statements the server logged for Airlock sessions from byte `from` of its log. */
+function airlockStatementsSince(logFile: string, from: number): number {
+  const text = readFileSync(logFile).subarray(from).toString('utf8')
+  let count = 0
+  for (let at = text.indexOf('<airlock/'); at >= 0; at = text.indexOf('<airlock/', at + 1)) count++
+  return count
+}
 
 let cluster: PgCluster
 
@@ -113,7 +127,7 @@ describe.each(['sqlite', 'postgres'] as const)('statement.begin survives SIGKILL
     await drop?.()
   })
 
-  it(`has every statement the server logged, after ${KILLS_PER_STORE} kills at random points`, async () => {
+  it(`has every statement the server logged, after ${KILLS_UNDER_LOAD} kills under load at random points`, async () => {
     const logFrom = statSync(cluster.logFile).size
     const started = performance.now()
     const port = await freePort()
@@ -135,10 +149,11 @@ describe.each(['sqlite', 'postgres'] as const)('statement.begin survives SIGKILL
     const ready = await tunnel.waitFor<{ type: string; port: number }>((event) => event.type === 'ready')
     const clientEnv = { PGHOST: '127.0.0.1', PGPORT: String(ready.port), PGUSER: 'app', PGDATABASE: 'app', PGSSLMODE: 'disable', PGPASSWORD: 'unused', PGCONNECT_TIMEOUT: '5' }
     const kills: string[] = []
+    let underLoad = 0
     const gateways = [gateway]
     try {
-      for (let round = 0; round < KILLS_PER_STORE; round++) {
-        if (round % 5 === 4) {
+      for (let round = 0; underLoad < KILLS_UNDER_LOAD && round < MAX_ROUNDS; round++) {
+        if (round % 6 === 5) {
           // Killed while starting: replaying the journal, or before it listens.
           const starting = spawnAirlock(['gateway', 'serve', '--config', configFile], { env: gatewayEnv })
           const delay = 100 + Math.floor(Math.random() * 900)
@@ -150,10 +165,18 @@ describe.each(['sqlite', 'postgres'] as const)('statement.begin survives SIGKILL
         const mode = round % 2 === 0 ? 'simple' : 'prepared'
         const bench = startClient('pgbench', ['-n', '-c', '3', '-T', '30', '-M', mode], clientEnv)
         const psql = startClient('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', '-'], clientEnv, psqlScript(round))
-        const delay = 200 + Math.floor(Math.random() * 1000)
+        // Load first (clients connected, statements flowing), then a random point within it.
+        const roundFrom = statSync(cluster.logFile).size
+        const loadBy = performance.now() + 10_000
+        while (airlockStatementsSince(cluster.logFile, roundFrom) < 20 && performance.now() < loadBy) await new Promise((resolve) => setTimeout(resolve, 50))
+        const delay = Math.floor(Math.random() * 800)
         await new Promise((resolve) => setTimeout(resolve, delay))
+        const before = statSync(cluster.logFile).size
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        const flowing = airlockStatementsSince(cluster.logFile, before) > 0
         await gateway.kill()
-        kills.push(`${mode} +${delay}ms`)
+        if (flowing) underLoad++
+        kills.push(`${mode} +${delay}ms${flowing ? '' : ' (idle)'}`)
         // The next gateway starts (and replays) while the clients notice the old one is gone.
         const next = spawnAuditGateway(configFile, gatewayEnv)
         for (const client of [bench, psql]) {
@@ -170,7 +193,7 @@ describe.each(['sqlite', 'postgres'] as const)('statement.begin survives SIGKILL
       await gateway.kill().catch(() => undefined)
       await tunnel.stop('SIGINT')
     }
-    expect(kills).toHaveLength(KILLS_PER_STORE)
+    expect(underLoad, `kills: ${kills.join(', ')}`).toBe(KILLS_UNDER_LOAD)
     // The kills landed between journal and store: restarts stored what the killed gateway had only journaled.
     const replayed = gateways
       .flatMap((each) => each.process.stdout().split('\n'))
@@ -207,10 +230,10 @@ describe.each(['sqlite', 'postgres'] as const)('statement.begin survives SIGKILL
         }
       }
     }
-    console.log(`${kind}: ${KILLS_PER_STORE} kills in ${Math.round(performance.now() - started)} ms (${kills.join(', ')}); ${statements} logged statements in ${sessions.length} sessions, all recorded: ${missing.length === 0}; ${replayed} records replayed from journals`)
+    console.log(`${kind}: ${kills.length} kills (${underLoad} under load) in ${Math.round(performance.now() - started)} ms (${kills.join(', ')}); ${statements} logged statements in ${sessions.length} sessions, all recorded: ${missing.length === 0}; ${replayed} records replayed from journals`)
     expect(missing.slice(0, 10), `${missing.length} of ${statements} logged statements lack their record; kills: ${kills.join(', ')}`).toEqual([])
-    expect(sessions.length).toBeGreaterThan(KILLS_PER_STORE)
-    expect(statements).toBeGreaterThan(10 * KILLS_PER_STORE)
+    expect(sessions.length).toBeGreaterThan(KILLS_UNDER_LOAD)
+    expect(statements).toBeGreaterThan(10 * KILLS_UNDER_LOAD)
 
     const opened = await openStore(parseStoreLocation(store), { readonly: true })
     try {
@@ -220,6 +243,6 @@ describe.each(['sqlite', 'postgres'] as const)('statement.begin survives SIGKILL
       await opened.close()
     }
     const starts = rows.filter((row) => row.type === 'gateway.start').map((row) => JSON.parse(row.record) as { unclean: boolean })
-    expect(starts.filter((start) => start.unclean).length).toBeGreaterThanOrEqual(KILLS_PER_STORE - 3)
+    expect(starts.filter((start) => start.unclean).length).toBeGreaterThanOrEqual(underLoad)
   }, 240_000)
 })
