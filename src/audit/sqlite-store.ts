@@ -13,7 +13,9 @@ import { type AuditStore, type ChainCursor, type EventFilter, type Head, MAX_PAG
  * are few on purpose, and only those whose keys arrive in order (cheap to insert) or that cover
  * rare rows (partial): an index on a column like `session` or `identity` would take most of the
  * cost of an insert. Filters on those columns scan in id order and stop at the page size; a
- * session's scan starts at its `session.start`.
+ * session's scan starts at its `session.start`. The scan runs in id ranges of SCAN_CHUNK rows and
+ * yields between them, so on the writer thread a rare user or connection delays a commit by one
+ * range at most, not by a scan of the whole table.
  */
 const MIGRATIONS: readonly string[] = [
   `CREATE TABLE events (
@@ -37,6 +39,9 @@ const MIGRATIONS: readonly string[] = [
 ]
 
 const COLUMNS = 'id, chain, seq, time, type, session, identity, user, connection, verdict, record, hash'
+
+/** Rows (by id) one step of an unindexed `list` scan covers. */
+export const SCAN_CHUNK = 20_000
 
 export async function openSqliteStore(path: string, options: { readonly?: boolean } = {}): Promise<AuditStore> {
   let db: Database.Database
@@ -128,12 +133,28 @@ class SqliteStore implements AuditStore {
 
   async list(filter: EventFilter, limit: number, before?: number): Promise<StoredRow[]> {
     const { where, params } = whereOf(filter)
-    if (before !== undefined) {
-      where.push('id < @before')
-      params.before = before
+    const wanted = Math.min(limit, MAX_PAGE)
+    if (filter.user === undefined && filter.connection === undefined) {
+      if (before !== undefined) {
+        where.push('id < @before')
+        params.before = before
+      }
+      const sql = `SELECT ${COLUMNS} FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`
+      return this.db.prepare(sql).all({ ...params, limit: wanted }) as StoredRow[]
     }
-    const sql = `SELECT ${COLUMNS} FROM events ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`
-    return this.db.prepare(sql).all({ ...params, limit: Math.min(limit, MAX_PAGE) }) as StoredRow[]
+    // No index serves these columns: walk down the ids a range at a time, yielding between ranges.
+    where.push('id < @upper', 'id >= @lower')
+    const step = this.db.prepare(`SELECT ${COLUMNS} FROM events WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT @limit`)
+    const floor = (this.db.prepare('SELECT min(id) FROM events').pluck().get() as number | null) ?? 0
+    let upper = before ?? ((this.db.prepare('SELECT max(id) FROM events').pluck().get() as number | null) ?? 0) + 1
+    const rows: StoredRow[] = []
+    while (rows.length < wanted && upper > floor) {
+      const lower = Math.max(floor, upper - SCAN_CHUNK)
+      rows.push(...(step.all({ ...params, upper, lower, limit: wanted - rows.length }) as StoredRow[]))
+      upper = lower
+      if (rows.length < wanted && upper > floor) await new Promise((resolve) => setImmediate(resolve))
+    }
+    return rows
   }
 
   async get(chain: string, seq: number): Promise<StoredRow | undefined> {
