@@ -40,4 +40,16 @@ describe('audit output for terminals', () => {
     expect(text).toContain('BROKEN at 0123456789abcdef:5 (edited)')
     expect(text).toContain('FAILED')
   })
+
+  it('summarizes authentication failures that were counted, not recorded one by one', () => {
+    const summary = {
+      ...begin,
+      type: 'auth.failure.summary',
+      since: '2026-01-31T11:59:00.000Z',
+      count: 997,
+      clients: [{ address: '203.0.113.7', count: 990 }, { address: '198.51.100.2\u001b[2J', count: 7 }],
+      otherClients: 3,
+    } as unknown as AuditEvent
+    expect(describeEvent(summary)).toBe('997 more failures since 2026-01-31T11:59:00.000Z, not recorded one by one: 203.0.113.7×990 198.51.100.2\\u001b[2J×7 and 3 more addresses')
+  })
 })
