@@ -56,6 +56,8 @@ export interface AuditLogOptions {
 export const MAX_STORE_LAG_MS = 20_000
 /** How finely the age of unstored records is tracked. */
 const LAG_GRAIN_MS = 100
+/** Marks kept for it; beyond, they are thinned (an outage of hours). */
+const MAX_LAG_MARKS = 10_000
 
 export interface AuditStatus {
   journal: 'ok' | 'failing'
@@ -85,7 +87,10 @@ export type ExportSink = (lines: string[]) => Promise<void>
 export interface AuditLog {
   readonly chain: string
   readonly journalDir: string
-  /** Whether a new session can be recorded from start to end: the journal writes and the store stores. */
+  /**
+   * Whether a new session can be recorded from start to end: the journal writes, the store stores,
+   * and no record has waited for the store longer than MAX_STORE_LAG_MS.
+   */
   readonly available: boolean
   status(): AuditStatus
   /**
@@ -301,7 +306,14 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
       if (ok) {
         const time = now()
         const last = unstored.at(-1)
-        if (last === undefined || time - last.time >= LAG_GRAIN_MS) unstored.push({ seq: journal.tip.seq, time })
+        if (last === undefined || time - last.time >= LAG_GRAIN_MS) {
+          unstored.push({ seq: journal.tip.seq, time })
+          // A long outage: keep every other mark. Ages then read high, never low.
+          if (unstored.length > MAX_LAG_MARKS) {
+            const kept = unstored.filter((_, i) => i % 2 === 0 || i === unstored.length - 1)
+            unstored.splice(0, unstored.length, ...kept)
+          }
+        }
       }
       return ok
     },
