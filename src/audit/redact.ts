@@ -64,7 +64,9 @@ export function createRedactor(secrets: readonly string[] = []): Redactor {
     redact(text) {
       const redacted: string[] = []
       let out = text
-      const canaried = redactSecrets(out)
+      let canaried = redactSecrets(out)
+      // The connection's secret spelt with escapes (E'\x70...', U&'\0070...') is still the secret.
+      if (forms.length > 0 && out.includes('\\') && ESCAPED_LITERAL.test(out)) canaried = redactEscapedSecrets(canaried, redactSecrets)
       if (canaried !== out) {
         redacted.push('credential')
         out = canaried
@@ -73,6 +75,55 @@ export function createRedactor(secrets: readonly string[] = []): Redactor {
       return { text: out, redacted }
     },
   }
+}
+
+/** An E'' or U&'' literal may be present. */
+const ESCAPED_LITERAL = /(?:^|[^A-Za-z0-9_])(?:[Ee]|[Uu]&)'/
+
+/** Replaces each E'' and U&'' literal whose decoded value holds a secret. */
+function redactEscapedSecrets(text: string, redactSecrets: (text: string) => string): string {
+  let out = ''
+  let last = 0
+  for (const token of lexLiterals(text)) {
+    if (token.kind !== 'literal' || (token.quoting !== 'escape' && token.quoting !== 'unicode')) continue
+    const content = text.slice(token.contentStart, token.contentEnd)
+    const decoded = token.quoting === 'escape' ? decodeEscapeString(content) : decodeUnicodeString(content)
+    if (redactSecrets(decoded) === decoded) continue
+    out += `${text.slice(last, token.contentStart)}[REDACTED:credential]`
+    last = token.contentEnd
+  }
+  return out + text.slice(last)
+}
+
+/** The value of an E'' string's content, as PostgreSQL reads it: `\\x` and octal escapes are bytes of UTF-8. */
+function decodeEscapeString(content: string): string {
+  const parts: Buffer[] = []
+  const escape = /''|\\(?:x([0-9A-Fa-f]{1,2})|([0-7]{1,3})|u([0-9A-Fa-f]{4})|U([0-9A-Fa-f]{8})|([\s\S]))/g
+  let last = 0
+  for (let match = escape.exec(content); match !== null; match = escape.exec(content)) {
+    parts.push(Buffer.from(content.slice(last, match.index), 'utf8'))
+    last = match.index + match[0].length
+    const [all, hex, octal, u4, u8, c] = match
+    if (all === "''") parts.push(Buffer.from("'"))
+    else if (hex !== undefined || octal !== undefined) parts.push(Buffer.of(hex !== undefined ? Number.parseInt(hex, 16) : Number.parseInt(octal!, 8) & 0xff))
+    else if (c !== undefined) parts.push(Buffer.from(({ b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' } as Record<string, string>)[c] ?? c, 'utf8'))
+    else {
+      const code = Number.parseInt((u4 ?? u8)!, 16)
+      if (code <= 0x10ffff) parts.push(Buffer.from(String.fromCodePoint(code), 'utf8'))
+    }
+  }
+  parts.push(Buffer.from(content.slice(last), 'utf8'))
+  return Buffer.concat(parts).toString('utf8')
+}
+
+/** The value of a U&'' string's content (the default escape character). */
+function decodeUnicodeString(content: string): string {
+  return content.replace(/''|\\(?:\+([0-9A-Fa-f]{6})|([0-9A-Fa-f]{4})|\\)/g, (all, u6?: string, u4?: string) => {
+    if (all === "''") return "'"
+    if (u6 === undefined && u4 === undefined) return '\\'
+    const code = Number.parseInt((u6 ?? u4)!, 16)
+    return code <= 0x10ffff ? String.fromCodePoint(code) : ''
+  })
 }
 
 function canaryForms(secrets: readonly string[]): string[] {
@@ -229,8 +280,11 @@ type LexToken =
   | { kind: 'other'; text: string }
   | { kind: 'literal'; contentStart: number; contentEnd: number; quoting: Quoting }
 
-/** How a literal's content escapes a quote: doubled (standard, `U&''`, `N''`), doubled or backslashed (`E''`), or not at all (dollar quotes). */
-type Quoting = 'standard' | 'escape' | 'dollar'
+/**
+ * How a literal's content is written: quotes doubled (standard, `N''`), also Unicode escapes
+ * (`U&''`), quotes doubled or backslashed and backslash escapes (`E''`), or verbatim (dollar quotes).
+ */
+type Quoting = 'standard' | 'unicode' | 'escape' | 'dollar'
 
 /**
  * The words, punctuation and string literals of SQL text, skipping whitespace, comments and
@@ -281,7 +335,7 @@ function* lexLiterals(text: string): Generator<LexToken> {
           else break
         } else j++
       }
-      yield { kind: 'literal', contentStart: start, contentEnd: Math.min(j, n), quoting: escapes ? 'escape' : 'standard' }
+      yield { kind: 'literal', contentStart: start, contentEnd: Math.min(j, n), quoting: escapes ? 'escape' : prefix === 2 ? 'unicode' : 'standard' }
       i = j + 1
     } else if (c === '$' && !isWordChar(text[i - 1])) {
       const tag = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 66))

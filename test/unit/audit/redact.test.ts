@@ -137,6 +137,23 @@ describe('createRedactor', () => {
     expect(redacted).toContain('credential')
   })
 
+  it.each([
+    ["E'' hex escapes", `E'${[...Buffer.from(CANARY)].map((byte) => `\\x${byte.toString(16).padStart(2, '0')}`).join('')}'`],
+    ["E'' octal escapes", `e'${[...Buffer.from(CANARY)].map((byte) => `\\${byte.toString(8).padStart(3, '0')}`).join('')}'`],
+    ["E'' with a backslashed quote", `E'${CANARY.replaceAll("'", "\\'")}'`],
+    ["U&'' escapes", `U&'${[...CANARY].map((c) => `\\${c.codePointAt(0)!.toString(16).padStart(4, '0')}`).join('')}'`],
+    ["U&'' with some characters escaped", `u&'${CANARY.replace('p', '\\0070').replaceAll("'", "''")}'`],
+  ])('removes the connection secret spelt with %s', (_, literal) => {
+    const { text, redacted } = redactor.redact(`select length(${literal}) as n`)
+    expect(text).toMatch(/^select length\((?:E|e|U&|u&)'\[REDACTED:credential\]'\) as n$/)
+    expect(redacted).toContain('credential')
+  })
+
+  it('leaves escaped literals that do not decode to the secret', () => {
+    const text = "select E'\\x41\\n', U&'\\0041'"
+    expect(redactor.redact(text)).toEqual({ text, redacted: [] })
+  })
+
   it('redacts the canary in free text', () => {
     expect(redactor.redactSecrets(`could not connect: ${CANARY}`)).toBe('could not connect: [REDACTED:credential]')
   })
