@@ -43,8 +43,12 @@ export function describeEvent(event: AuditEvent): string {
       return `from ${event.client.address} ${cut(event.path, 60)}: ${event.code}: ${cut(event.reason, 80)}`
     case 'auth.failure.summary':
       return `${event.count} more failures since ${printable(event.since)}, not recorded one by one: ${event.clients.map((client) => `${cut(client.address, 45)}×${client.count}`).join(' ')}${event.otherClients > 0 ? ` and ${event.otherClients} more addresses` : ''}`
+    case 'command.blocked':
+      return `BLOCKED by ${event.rule} (${cut(event.where, 20)}): ${cut(event.message, 60)}${event.text === undefined ? '' : ` ${cut(event.text, 60)}`}`
     case 'admin.kill':
       return `killed session ${event.session}`
+    case 'admin.replay':
+      return `replayed the recording of session ${event.session}`
     case 'admin.export':
       return `exported the audit log (${Object.entries(event.filter).map(([key, value]) => `${key}=${cut(value, 40)}`).join(' ')})`
     case 'gateway.start':
