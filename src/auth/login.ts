@@ -7,7 +7,7 @@
  */
 import { AirlockError } from '../errors.js'
 import { parseGatewayUrl } from './client-credentials.js'
-import { acquireLock } from './lock.js'
+import { acquireLock, withLock } from './lock.js'
 import { bearerOf, displayName, gatewayKey, type LoginEntry, LoginRegistry, parseTokens, storedTokens, storeKey, type StoredTokens } from './logins.js'
 import type { LoginPrompt, OidcClient, TokenSet } from './oidc-client.js'
 import { airlockConfigDir, ensurePrivateDir } from './private-files.js'
@@ -191,39 +191,47 @@ export async function login(options: LoginOptions): Promise<LoginResult> {
 
 export interface LogoutResult {
   gateway: string
+  /**
+   * `logged-out`: the tokens are deleted here and the login forgotten; `not-logged-in`: there was
+   * no login; `store-unreachable`: the token store could not delete the tokens, so the login is
+   * kept (they are still there) and the logout must be run again where the store works.
+   */
+  outcome: 'logged-out' | 'not-logged-in' | 'store-unreachable'
   wasLoggedIn: boolean
-  /** `revoked` at the IdP, `unsupported` by the IdP, or `failed` (tokens deleted locally anyway). */
+  /** `revoked` at the IdP, `unsupported` by the IdP, `failed` (IdP unreachable), or `none` (nothing to revoke, or the tokens could not be read). */
   revocation: 'revoked' | 'unsupported' | 'failed' | 'none'
+  /** Why the token store could not delete the tokens (`store-unreachable`), without secrets. */
+  problem?: string
 }
 
-/** Revokes the login's tokens where the IdP supports it, then deletes them and forgets the login. */
+/**
+ * Revokes the login's tokens where the IdP supports it, then deletes them and forgets the login.
+ * The login is forgotten only once its tokens are deleted: forgetting it while they stay in an
+ * unreachable keychain would leave secrets behind that no command knows about any more.
+ */
 export async function logout(options: { gateway: URL; env?: NodeJS.ProcessEnv }): Promise<LogoutResult> {
   const env = options.env ?? process.env
   const gateway = gatewayKey(options.gateway)
   const registry = new LoginRegistry(airlockConfigDir(env))
   const entry = await registry.entry(gateway)
-  if (entry === undefined) return { gateway, wasLoggedIn: false, revocation: 'none' }
+  if (entry === undefined) return { gateway, outcome: 'not-logged-in', wasLoggedIn: false, revocation: 'none' }
 
-  let revocation: LogoutResult['revocation'] = 'none'
-  const lock = await acquireLock(registry.tokenLockFile(gateway, entry.issuer), { waitMs: 30_000 })
-  try {
-    const store = await openTokenStore(entry.store, registry.configDir).catch(() => undefined)
-    const tokens = parseTokens(await store?.get(storeKey(gateway, entry.issuer)).catch(() => undefined))
-    const revocable = tokens?.refreshToken ?? tokens?.accessToken
-    if (tokens !== undefined && revocable !== undefined) {
-      try {
-        const oidc = await discover({ issuer: entry.issuer, clientId: entry.clientId, scopes: tokens.scopes })
-        // Revoking the refresh token ends the grant (RFC 7009 §2.1); the access token goes too where it is separate.
-        let revoked = await oidc.revoke(revocable, tokens.refreshToken !== undefined ? 'refresh_token' : 'access_token')
-        if (revoked && tokens.refreshToken !== undefined && tokens.accessToken !== undefined) {
-          revoked = await oidc.revoke(tokens.accessToken, 'access_token')
-        }
-        revocation = revoked ? 'revoked' : 'unsupported'
-      } catch {
-        revocation = 'failed'
-      }
+  // Under the login's lock, so a refresh running elsewhere cannot store a new token after the delete.
+  return withLock(registry.tokenLockFile(gateway, entry.issuer), { waitMs: 30_000 }, async () => {
+    const key = storeKey(gateway, entry.issuer)
+    let store
+    try {
+      store = await openTokenStore(entry.store, registry.configDir)
+    } catch (error) {
+      return { gateway, outcome: 'store-unreachable', wasLoggedIn: true, revocation: 'none', problem: storeProblem(error) }
     }
-    await store?.delete(storeKey(gateway, entry.issuer)).catch(() => false)
+    const tokens = parseTokens(await store.get(key).catch(() => undefined))
+    const revocation = tokens === undefined ? 'none' : await revokeAtIdp(entry, tokens)
+    try {
+      await store.delete(key)
+    } catch (error) {
+      return { gateway, outcome: 'store-unreachable', wasLoggedIn: true, revocation, problem: storeProblem(error) }
+    }
     await registry.update((file) => {
       delete file.logins[gateway]
       if (file.defaultGateway === gateway) {
@@ -232,10 +240,28 @@ export async function logout(options: { gateway: URL; env?: NodeJS.ProcessEnv })
         else delete file.defaultGateway
       }
     })
-  } finally {
-    await lock?.release()
+    return { gateway, outcome: 'logged-out', wasLoggedIn: true, revocation }
+  })
+}
+
+async function revokeAtIdp(entry: LoginEntry, tokens: StoredTokens): Promise<LogoutResult['revocation']> {
+  const revocable = tokens.refreshToken ?? tokens.accessToken
+  if (revocable === undefined) return 'none'
+  try {
+    const oidc = await discover({ issuer: entry.issuer, clientId: entry.clientId, scopes: tokens.scopes })
+    // Revoking the refresh token ends the grant (RFC 7009 §2.1); the access token goes too where it is separate.
+    let revoked = await oidc.revoke(revocable, tokens.refreshToken !== undefined ? 'refresh_token' : 'access_token')
+    if (revoked && tokens.refreshToken !== undefined && tokens.accessToken !== undefined) {
+      revoked = await oidc.revoke(tokens.accessToken, 'access_token')
+    }
+    return revoked ? 'revoked' : 'unsupported'
+  } catch {
+    return 'failed'
   }
-  return { gateway, wasLoggedIn: true, revocation }
+}
+
+function storeProblem(error: unknown): string {
+  return error instanceof AirlockError ? error.message : 'the token store cannot be used'
 }
 
 /** openid-client is loaded only by the commands that talk to the IdP. */
