@@ -95,6 +95,12 @@ export class OidcVerifier {
   private readonly now: () => number
 
   constructor(options: OidcVerifierOptions) {
+    // Fail closed even when the configuration schema was bypassed: a workload token without an
+    // audience check would be accepted whatever service it was minted for.
+    const unbound = options.issuers.find((issuer) => issuer.machine && issuer.audience === undefined)
+    if (unbound !== undefined) {
+      throw new AirlockError('config', `auth.oidc: the workload issuer ${unbound.issuer} needs an audience`, { hint: 'set audience to the aud your CI jobs request' })
+    }
     this.now = options.now ?? Date.now
     this.issuers = new Map(options.issuers.map((issuer) => [issuer.issuer, new TrustedIssuer(issuer, options)]))
     if (this.issuers.size > 0) void loadJose()
@@ -239,8 +245,6 @@ function checkAudience(payload: JWTPayload, config: OidcIssuerOptions): void {
     return
   }
   if (config.audience !== undefined && audiences.includes(config.audience)) return
-  // A workload issuer configured without an audience accepts any (gateway check warns about it).
-  if (config.machine && config.audience === undefined && config.cliClientId === undefined) return
   throw new TokenRejected('audience', 'it was issued for another audience')
 }
 

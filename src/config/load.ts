@@ -213,9 +213,6 @@ export async function checkConfig(
   auth.oidc.forEach((issuer, index) => {
     const path = `auth.oidc[${index}]`
     if (new URL(issuer.issuer).protocol === 'http:') warning(`${path}.issuer`, 'an http:// issuer is for local development only')
-    if (issuer.machine && issuer.audience === undefined) {
-      warning(`${path}.audience`, 'without an audience, a workload token minted for any other service is accepted here')
-    }
   })
   auth.serviceTokens.forEach((token, index) => {
     if (token.expires === undefined) return

@@ -581,6 +581,14 @@ export function createConfigSchema(baseDir: string) {
         message: 'a workload issuer is shared by every repository/project of the provider: constrain it with require: {...}',
       })
     }
+    if (oidc.machine && oidc.audience === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['audience'],
+        message:
+          'a workload issuer needs audience: the aud your CI jobs request for this gateway (e.g. audience: airlock); without it a token minted for any other service would be accepted',
+      })
+    }
     if (!oidc.machine && oidc.cliClientId === undefined && oidc.audience === undefined) {
       ctx.addIssue({
         code: 'custom',

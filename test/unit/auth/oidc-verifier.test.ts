@@ -135,6 +135,8 @@ async function badTokens(): Promise<[string, string, TokenRejection][]> {
     ['a workload token without repository_id', await sign(workload({ repository_id: undefined })), 'constraint'],
     ['a workload token with a numeric-looking but different ref', await sign(workload({ ref: 'refs/heads/main2' })), 'constraint'],
     ['a workload token for another audience', await sign(workload({ aud: 'airlock-cli' })), 'audience'],
+    ['a workload token minted for another service', await sign(workload({ aud: 'https://vault.example.com' })), 'audience'],
+    ['a workload token without aud', await sign(workload({ aud: undefined })), 'audience'],
     ['a person token presented for the workload issuer', await sign(workload({ aud: 'airlock' })), 'audience'],
     ['garbage with JWT shape', 'eyJhbGciOi.garbage.x', 'malformed'],
   ]
@@ -163,6 +165,11 @@ describe('OIDC verifier', () => {
       groups: ['ci'],
       expiresAt: expect.any(Number),
     })
+  })
+
+  it('refuses to start with a workload issuer that names no audience', () => {
+    const unbound = { ...issuers()[1]!, audience: undefined }
+    expect(() => new OidcVerifier({ issuers: [unbound] })).toThrow(expect.objectContaining({ code: 'config' }))
   })
 
   it('tolerates a small clock skew on exp and nbf, no more', async () => {

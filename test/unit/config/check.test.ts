@@ -258,7 +258,7 @@ describe('checkConfig', () => {
   it('warns about settings that are valid but weaken the gateway', async () => {
     const config = build(tempDir(), {
       listen: { host: '0.0.0.0', insecure: true },
-      auth: { oidc: [{ issuer: 'https://ci.example.com', machine: true, require: { repository_id: '1' } }] },
+      auth: { oidc: [{ issuer: 'https://ci.example.com', machine: true, audience: 'airlock', require: { repository_id: '1' } }] },
       audit: { store: 'sqlite:./audit.db', required: false },
       connections: [
         pg({
@@ -273,7 +273,6 @@ describe('checkConfig', () => {
     expect(findings.every((finding) => finding.level === 'warning')).toBe(true)
     expect(findings.map((finding) => finding.path)).toEqual([
       'listen.insecure',
-      'auth.oidc[0].audience',
       'audit.required',
       'connections[pg-prod].upstream.tls.mode',
       'connections[pg-prod].upstream.allowCleartext',

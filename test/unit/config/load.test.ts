@@ -95,6 +95,7 @@ describe('loadConfig', () => {
       {
         issuer: 'https://ci.example.com',
         machine: true,
+        audience: 'airlock',
         require: { repository_id: '123456', ref: 'refs/heads/main' },
         groups: ['ci'],
         groupsClaim: 'groups',
@@ -472,6 +473,14 @@ describe('parseConfig', () => {
       expect(error.message).toContain(
         'auth.oidc[0].require: a workload issuer is shared by every repository/project of the provider: constrain it with require: {...}',
       )
+    })
+
+    it('requires a workload issuer to name its audience, so tokens minted for other services are refused', () => {
+      const error = configError(() =>
+        parseConfig(config({ auth: { oidc: [{ issuer: 'https://ci.example.com', machine: true, require: { repository_id: '1' } }] } }), BASE),
+      )
+      expect(error.message).toContain('auth.oidc[0].audience: a workload issuer needs audience')
+      expect(parseConfig(config({ auth: { oidc: [{ issuer: 'https://ci.example.com', machine: true, audience: 'airlock', require: { repository_id: '1' } }] } }), BASE).auth.oidc[0]?.audience).toBe('airlock')
     })
 
     it('rejects an empty require on a workload issuer', () => {
