@@ -64,6 +64,15 @@ export class GatewayClient {
     await this.request('DELETE', `v1/sessions/${encodeURIComponent(id)}`)
   }
 
+  /**
+   * Revokes an identity (`<issuer>#<sub>` or `service:<name>`): ends its live sessions and refuses
+   * new ones for `period` (`30m`, `8h`) or, without one, until the gateway restarts.
+   */
+  revokeIdentity(identity: string, period?: string): Promise<{ identity: string; killed: string[]; until: string | null }> {
+    const query = period === undefined ? '' : `?for=${encodeURIComponent(period)}`
+    return this.request('DELETE', `v1/identities/${encodeURIComponent(identity)}/sessions${query}`)
+  }
+
   /** Audit events, newest first; pass `next` back as `cursor` for the following page. */
   auditEvents(query: AuditQuery & { cursor?: string }): Promise<{ events: AuditEvent[]; next: string | null }> {
     return this.request('GET', `v1/audit/events${queryString(query)}`)

@@ -119,6 +119,8 @@ export type AuditEventInput =
       untracked?: number
     }
   | { type: 'admin.kill'; identity: string; user: string; session: string; killed: boolean }
+  /** An admin revoked `revoked` (`<issuer>#<sub>` or `service:<name>`): `sessions` were ended, new ones refused until `until` (absent: until the gateway restarts). */
+  | { type: 'admin.revoke'; identity: string; user: string; revoked: string; sessions: string[]; until?: string }
   | { type: 'admin.export'; identity: string; user: string; filter: Record<string, string> }
   | { type: 'admin.replay'; identity: string; user: string; session: string }
 

@@ -17,7 +17,7 @@ import type { Logger } from 'pino'
 import { WebSocketServer } from 'ws'
 import { type AuditLog, encodeCursor, openAuditLog, parseExpectParams, parseListQuery, parseTailQuery, type Redactor } from '../audit/index.js'
 import { type Authenticator, createAuthenticator, hasAnyGroup, type Identity } from '../auth/index.js'
-import type { ConnectionConfig, GatewayConfig, SecretSource } from '../config/index.js'
+import { type ConnectionConfig, type GatewayConfig, parseDuration, type SecretSource } from '../config/index.js'
 import { AirlockError, toAirlockError } from '../errors.js'
 import type { EngineReport, ProtocolEngine } from '../protocols/engine.js'
 import { ALLOW_ALL, type StatementHooks } from '../protocols/hooks.js'
@@ -72,6 +72,7 @@ const SESSION_PATH = /^\/v1\/sessions\/([^/]+)$/
 const CONNECTION_PATH = /^\/v1\/connections\/([^/]+)$/
 const AUDIT_EVENT_PATH = /^\/v1\/audit\/events\/([^/]+)$/
 const RECORDING_PATH = /^\/v1\/audit\/sessions\/(ses_[A-Za-z0-9_-]{1,64})\/recording$/
+const IDENTITY_SESSIONS_PATH = /^\/v1\/identities\/([^/]+)\/sessions$/
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config, logger, secrets } = options
@@ -163,6 +164,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         hint: 'ask a gateway admin for access to it',
       })
     }
+    sessions.assertNotRevoked(identity)
     return connection
   }
 
@@ -249,6 +251,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       sessions.kill(id, { code: 'forbidden', message: `session ended by gateway admin ${admin.display}` })
       logger.info({ event: 'session.kill', session: id, admin: admin.id }, 'session killed by admin')
       return sendJson(response, 200, { killed: id })
+    }
+    const identityMatch = IDENTITY_SESSIONS_PATH.exec(url.pathname)
+    if (method === 'DELETE' && identityMatch !== null) {
+      // Revoke an identity: end its sessions, refuse new ones for `?for=DURATION` or until restart.
+      const admin = await requireAdmin(request)
+      const revoked = decodeURIComponent(identityMatch[1]!)
+      const period = url.searchParams.get('for')
+      const until = period === null ? Number.POSITIVE_INFINITY : now() + revocationPeriod(period)
+      const record = { type: 'admin.revoke' as const, identity: admin.id, user: admin.display, revoked, sessions: sessions.idsFor(revoked), ...(until === Number.POSITIVE_INFINITY ? {} : { until: new Date(until).toISOString() }) }
+      if (audit?.append(record, { durable: true }) === false && config.audit.required) {
+        throw new HttpError(503, 'upstream-unavailable', 'the audit log cannot record this action, so it was not taken', { hint: 'see the gateway log' })
+      }
+      const killed = sessions.revoke(revoked, admin.display, until)
+      logger.info({ event: 'identity.revoke', revoked, sessions: killed.length, until: record.until ?? null, admin: admin.id }, 'identity revoked by admin')
+      return sendJson(response, 200, { identity: revoked, killed, until: record.until ?? null })
     }
     if (method === 'GET' && url.pathname.startsWith('/v1/audit/')) return auditRoute(request, response, url)
     throw new HttpError(404, 'usage', `no route ${method} ${url.pathname}`)
@@ -535,6 +552,18 @@ function header(request: IncomingMessage, name: string): string | undefined {
 
 function clientAddress(request: IncomingMessage): string {
   return request.socket.remoteAddress ?? 'unknown'
+}
+
+/** `?for=` of a revocation: a positive duration (`30m`, `8h`). */
+function revocationPeriod(text: string): number {
+  let ms = 0
+  try {
+    ms = parseDuration(text)
+  } catch {
+    // Answered below, in the caller's terms.
+  }
+  if (ms <= 0) throw new HttpError(400, 'usage', `for must be a positive duration like 30m or 8h, not ${JSON.stringify(text.slice(0, 40))}`)
+  return ms
 }
 
 function sleep(ms: number): Promise<void> {

@@ -24,6 +24,8 @@ export interface Session {
 export interface SessionInfo {
   id: string
   identity: string
+  /** `<issuer>#<sub>` or `service:<name>`: what `airlock sessions kill --identity` takes. */
+  identityId: string
   identityKind: Identity['kind']
   connection: string
   clientAddress: string
@@ -34,14 +36,27 @@ export interface SessionInfo {
   bytesOut: number
 }
 
+/** An identity an admin revoked: its sessions were ended and new ones are refused until `until`. */
+export interface Revocation {
+  identity: string
+  /** The admin who revoked it (display name). */
+  by: string
+  /** ms since epoch; `Infinity` until the gateway restarts. */
+  until: number
+}
+
 /**
- * The live sessions of this gateway: admission (per-identity cap), kill, and the clock-driven ends
- * (`maxDuration`, `idleTimeout`). Activity is read off the transports' byte counters once per sweep,
- * so the relay path pays nothing for idle tracking.
+ * The live sessions of this gateway: admission (per-identity cap, revoked identities), kill, and
+ * the clock-driven ends (`maxDuration`, `idleTimeout`). Activity is read off the transports' byte
+ * counters once per sweep, so the relay path pays nothing for idle tracking.
+ *
+ * Revocations live in this process's memory only: they end with their period or when the gateway
+ * restarts, and each gateway of a fleet keeps its own. Revoking at the IdP is what lasts.
  */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>()
   private readonly lastBytes = new Map<string, number>()
+  private readonly revoked = new Map<string, Revocation>()
   private readonly sweeper: NodeJS.Timeout
 
   constructor(
@@ -57,14 +72,23 @@ export class SessionRegistry {
     return this.sessions.size
   }
 
+  /** The ids of the identity's live sessions. */
+  idsFor(identityId: string): string[] {
+    return [...this.sessions.values()].filter((session) => session.identity.id === identityId).map((session) => session.id)
+  }
+
   countFor(identityId: string): number {
     let count = 0
     for (const session of this.sessions.values()) if (session.identity.id === identityId) count++
     return count
   }
 
-  /** Throws `limit` when the identity is at its cap, so the check can run before the upgrade. */
+  /**
+   * Throws `forbidden` when an admin revoked the identity, `limit` when it is at its cap, so the
+   * check can run before the upgrade.
+   */
   assertCanAdmit(identity: Identity): void {
+    this.assertNotRevoked(identity)
     if (this.countFor(identity.id) >= this.limits.maxPerIdentity) {
       throw new AirlockError('limit', `${identity.display} already has ${this.limits.maxPerIdentity} open sessions`, {
         hint: 'close some connections, or ask a gateway admin to raise sessions.maxPerIdentity',
@@ -98,6 +122,39 @@ export class SessionRegistry {
     if (session === undefined) return false
     session.transport.close(reason)
     return true
+  }
+
+  /**
+   * Ends every live session of `identityId` and refuses new ones until `until` (ms since epoch;
+   * `Infinity`: until the gateway restarts). Returns the ids of the sessions it ended.
+   */
+  revoke(identityId: string, by: string, until: number): string[] {
+    this.revoked.set(identityId, { identity: identityId, by, until })
+    const ended: string[] = []
+    for (const session of [...this.sessions.values()]) {
+      if (session.identity.id !== identityId) continue
+      session.transport.close({ code: 'forbidden', message: `access revoked by gateway admin ${by}`, hint: 'ask a gateway admin' })
+      ended.push(session.id)
+    }
+    return ended
+  }
+
+  /** Throws `forbidden` while an admin's revocation of the identity is in force. */
+  assertNotRevoked(identity: Identity): void {
+    const revocation = this.revocation(identity.id)
+    if (revocation === undefined) return
+    const until = revocation.until === Number.POSITIVE_INFINITY ? 'until the gateway restarts' : `until ${new Date(revocation.until).toISOString()}`
+    throw new AirlockError('forbidden', `gateway admin ${revocation.by} revoked ${identity.display}: new sessions are refused ${until}`, {
+      hint: 'ask a gateway admin',
+    })
+  }
+
+  /** The identity's revocation while it is in force. */
+  revocation(identityId: string): Revocation | undefined {
+    const revocation = this.revoked.get(identityId)
+    if (revocation === undefined || this.now() < revocation.until) return revocation
+    this.revoked.delete(identityId)
+    return undefined
   }
 
   closeAll(reason: CloseReason): void {
@@ -143,6 +200,7 @@ function describe(session: Session): SessionInfo {
   return {
     id: session.id,
     identity: session.identity.display,
+    identityId: session.identity.id,
     identityKind: session.identity.kind,
     connection: session.connection,
     clientAddress: session.clientAddress,

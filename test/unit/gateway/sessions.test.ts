@@ -94,4 +94,28 @@ describe('SessionRegistry', () => {
     expect(ids.size).toBe(50)
     for (const id of ids) expect(id).toMatch(/^ses_[A-Za-z0-9_-]{16}$/)
   })
+
+  it('revokes an identity: ends its sessions only, refuses it until the period passes', () => {
+    const { open, advance } = setup()
+    const a1 = open(alice)
+    const a2 = open(alice)
+    const b = open(bob)
+    expect(registry.revoke(alice.id, 'admin', 1_000_000 + 60_000).sort()).toEqual([a1.session.id, a2.session.id].sort())
+    expect(a1.transport.reason).toMatchObject({ code: 'forbidden' })
+    expect(a2.transport.closed).toBe(true)
+    expect(b.transport.closed).toBe(false)
+    expect(() => open(alice)).toThrow(expect.objectContaining({ code: 'forbidden' }))
+    advance(59_999)
+    expect(() => registry.assertNotRevoked(alice)).toThrow(expect.objectContaining({ code: 'forbidden' }))
+    advance(1)
+    expect(open(alice).transport.closed).toBe(false)
+  })
+
+  it('keeps a revocation without a period until the gateway restarts', () => {
+    const { open, advance } = setup()
+    registry.revoke(alice.id, 'admin', Number.POSITIVE_INFINITY)
+    advance(365 * 86_400_000)
+    expect(() => open(alice)).toThrow(expect.objectContaining({ code: 'forbidden' }))
+    expect(open(bob).transport.closed).toBe(false)
+  })
 })
