@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
 import { GatewayClient } from '../src/api/client.js'
-import { login, type LoginPrompt, type LoginResult, targetGateway } from '../src/auth/index.js'
+import { login, type LoginPrompt, type LoginResult, staticCredentials, targetGateway } from '../src/auth/index.js'
 import { BaseCommand } from '../src/cli/base-command.js'
 import { AirlockError } from '../src/errors.js'
 
@@ -42,7 +42,7 @@ they expire. The gateway becomes the default for other commands; logins to sever
       openBrowser: flags.browser,
       ...(flags.issuer === undefined ? {} : { issuer: flags.issuer }),
       confirm: async (token) => {
-        const identity = await new GatewayClient({ gateway, token }).whoami()
+        const identity = await new GatewayClient(staticCredentials(gateway, token)).whoami()
         return { name: identity.name, groups: identity.groups, admin: identity.admin }
       },
       onPrompt: (prompt) => (this.jsonMode ? this.printJson(prompt) : process.stderr.write(describePrompt(prompt))),

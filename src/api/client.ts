@@ -114,7 +114,7 @@ export class GatewayClient {
     let response: Response
     try {
       response = await fetch(url, {
-        headers: { authorization: `Bearer ${this.credentials.token}`, 'user-agent': `airlock/${VERSION}`, accept },
+        headers: { authorization: `Bearer ${await this.credentials.bearer()}`, 'user-agent': `airlock/${VERSION}`, accept },
         redirect: 'error',
       })
     } catch (error) {
@@ -145,7 +145,7 @@ export class GatewayClient {
     try {
       response = await fetch(url, {
         method,
-        headers: { authorization: `Bearer ${this.credentials.token}`, 'user-agent': `airlock/${VERSION}`, accept: 'application/json' },
+        headers: { authorization: `Bearer ${await this.credentials.bearer()}`, 'user-agent': `airlock/${VERSION}`, accept: 'application/json' },
         redirect: 'error',
         signal: AbortSignal.timeout(timeoutMs),
       })

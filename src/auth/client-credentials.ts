@@ -1,16 +1,20 @@
 import { AirlockError } from '../errors.js'
-import { gatewayKey, LoginRegistry, LoginSession, refreshDueAt } from './logins.js'
+import { gatewayKey, LoginRegistry, LoginSession } from './logins.js'
 import { airlockConfigDir } from './private-files.js'
 
 export interface ClientCredentials {
   gateway: URL
   /**
-   * The bearer token to send now. For a stored login it is renewed in the background before it
-   * expires, so a long-running process reading it per request gets a fresh one.
+   * The bearer token to send now: for a stored login, one that is not about to expire, renewed
+   * first if needed (waiting for a renewal already running). Call it for every request and every
+   * tunnel; never keep the result.
    */
-  readonly token: string
-  /** Resolves with a token that is not about to expire, renewing a stored login's if needed. */
-  fresh?(): Promise<string>
+  bearer(): Promise<string>
+}
+
+/** Credentials of a fixed token (AIRLOCK_TOKEN, the demo's service token). */
+export function staticCredentials(gateway: URL, token: string): ClientCredentials {
+  return { gateway, bearer: () => Promise.resolve(token) }
 }
 
 /** Where the credentials came from: the environment (CI, agents) or a stored `airlock login`. */
@@ -32,7 +36,7 @@ export async function resolveClientCredentials(env: NodeJS.ProcessEnv = process.
 export async function resolveCredentialSource(env: NodeJS.ProcessEnv = process.env): Promise<{ credentials: ClientCredentials; source: CredentialSource }> {
   const token = env.AIRLOCK_TOKEN?.trim()
   if (token !== undefined && token !== '') {
-    return { credentials: { gateway: parseGatewayUrl(env.AIRLOCK_GATEWAY), token }, source: { kind: 'env' } }
+    return { credentials: staticCredentials(parseGatewayUrl(env.AIRLOCK_GATEWAY), token), source: { kind: 'env' } }
   }
   const registry = new LoginRegistry(airlockConfigDir(env))
   const logins = await registry.read()
@@ -52,15 +56,8 @@ export async function resolveCredentialSource(env: NodeJS.ProcessEnv = process.e
   const session = await LoginSession.open(entry, registry, { onNotice: (text) => process.stderr.write(`airlock: ${text}\n`) })
   await session.fresh()
   session.keepFresh()
-  const credentials: ClientCredentials = {
-    gateway,
-    get token() {
-      // A timer can fire late (a laptop that slept): renew in the background for the next request.
-      if (Date.now() >= refreshDueAt(session.current)) session.fresh().catch(() => {})
-      return session.token
-    },
-    fresh: () => session.fresh(),
-  }
+  // The background renewal can run late (a laptop that slept): each caller waits for a fresh token.
+  const credentials: ClientCredentials = { gateway, bearer: () => session.fresh() }
   return { credentials, source: { kind: 'login', session } }
 }
 

@@ -15,6 +15,7 @@ export {
   parseGatewayUrl,
   resolveClientCredentials,
   resolveCredentialSource,
+  staticCredentials,
 } from './client-credentials.js'
 export {
   type AdvertisedIssuer,

@@ -44,10 +44,11 @@ export async function startConnect(options: ConnectOptions): Promise<Connected> 
     port: options.port,
     onEvent: options.onEvent,
     ...(front === undefined ? {} : { front }),
-    open: (params) =>
+    // A fresh token per local connection: a long-running connect outlives many.
+    open: async (params) =>
       openTunnel({
         gateway: options.credentials.gateway,
-        token: options.credentials.token,
+        token: await options.credentials.bearer(),
         connection: options.connection,
         clientVersion: VERSION,
         ...(params === undefined ? {} : { params }),
@@ -164,7 +165,7 @@ export async function runTerminalSession(options: TerminalSessionOptions): Promi
   const size = (): { cols: number; rows: number } => ({ cols: stdout.columns || 80, rows: stdout.rows || 24 })
   const { transport } = await openTunnel({
     gateway: options.credentials.gateway,
-    token: options.credentials.token,
+    token: await options.credentials.bearer(),
     connection: options.connection,
     clientVersion: VERSION,
     params: { mode: 'pty', ...size(), ...(options.args.length > 0 ? { args: [...options.args] } : {}) },

@@ -93,10 +93,10 @@ async function runSql(options: ExecOptions & { script: string }, summary: Connec
       hint: `use \`airlock connect ${summary.name}\``,
     })
   }
-  const open = (params: Parameters<typeof openTunnel>[0]['params']) =>
+  const open = async (params: Parameters<typeof openTunnel>[0]['params']) =>
     openTunnel({
       gateway: options.credentials.gateway,
-      token: options.credentials.token,
+      token: await options.credentials.bearer(),
       connection: options.connection,
       clientVersion: VERSION,
       ...(params ? { params } : {}),
@@ -175,7 +175,7 @@ async function runCommandExec(options: ExecOptions): Promise<number> {
   const stdin = await commandInput(options)
   const { transport } = await openTunnel({
     gateway: options.credentials.gateway,
-    token: options.credentials.token,
+    token: await options.credentials.bearer(),
     connection: options.connection,
     clientVersion: VERSION,
     params: { mode: 'pipes', ...(options.remoteArgs !== undefined && options.remoteArgs.length > 0 ? { args: options.remoteArgs } : {}) },

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import pg from 'pg'
-import { generateServiceToken, hashServiceToken } from '../auth/index.js'
+import { generateServiceToken, hashServiceToken, staticCredentials } from '../auth/index.js'
 import { connectInstructions, startConnect } from '../cli/connect.js'
 import { createSecretSource, parseConfig } from '../config/index.js'
 import { createLogger, type Gateway, startGateway } from '../gateway/index.js'
@@ -139,7 +139,7 @@ export function nextSteps(demo: Demo): string[] {
 /** The unattended tour (`airlock demo --once`): a real client through a real tunnel, then exit. */
 export async function runTour(demo: Demo, print: (line: string) => void): Promise<void> {
   const connected = await startConnect({
-    credentials: { gateway: demo.gateway.url, token: demo.token },
+    credentials: staticCredentials(demo.gateway.url, demo.token),
     connection: 'demo-pg',
     port: 0,
     onEvent: () => {},

@@ -58,7 +58,12 @@ const passthroughFront: LocalFront = async (socket, open) => {
   try {
     return { tunnel: await open() }
   } catch (error) {
-    socket.destroy()
+    // Raw TCP has no way to say why: close in order (FIN, not a reset, so whatever the client sent
+    // is read and dropped first) and let the `error` event tell the user what to do next
+    // ("run `airlock login`").
+    socket.resume()
+    socket.end()
+    setTimeout(() => socket.destroy(), 5_000).unref()
     throw error
   }
 }

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GatewayClient } from '../../src/api/client.js'
+import { staticCredentials } from '../../src/auth/index.js'
 import {
   type AuditEvent,
   canonicalJson,
@@ -204,7 +205,7 @@ describe.each(['sqlite', 'postgres'] as const)('audit with the %s store', (kind)
       dropDatabase = database.drop
     }
     gateway = await startAuditGateway({ audit: { store, required: true }, connections: connections(), secrets: { PG_APP_PASSWORD: cluster.app.password } })
-    admin = new GatewayClient({ gateway: new URL(gateway.url), token: gateway.tokens.admin } as never)
+    admin = new GatewayClient(staticCredentials(new URL(gateway.url), gateway.tokens.admin))
     surface = kind === 'sqlite' ? cliSurface(gateway) : clientSurface(admin)
     await Promise.all(
       ['pg', 'pg-audit-only'].map(async (name) => {

@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { connect, createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { CLOCK_TOLERANCE_S } from '../../src/auth/index.js'
 import { EXIT_CODES } from '../../src/errors.js'
 import { completeBrowserLogin, launchBrowser, type TestBrowser } from '../helpers/browser.js'
 import { freshHome, type OidcGateway, startOidcGateway, startTestIdp, type TestIdp } from '../helpers/oidc-provider.js'
@@ -110,6 +111,26 @@ describe('login renewal', { timeout: 180_000 }, () => {
     socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk))
     await once(socket, 'end')
     expect(answer).toBe('ping')
+    expect(await tunnel.stop('SIGINT')).toBe(0)
+  })
+
+  it('gives a connection accepted right after a long sleep a renewed token, not the expired one', async () => {
+    const tunnel = spawnAirlock(['connect', 'echo', '--json'], { env })
+    const { port } = await tunnel.waitFor<{ type: string; port: number }>((line) => line.type === 'ready')
+    // A laptop lid closed: the process sleeps past the token's expiry and the gateway's tolerance.
+    tunnel.child.kill('SIGSTOP')
+    const { expiresAt } = storedTokens()
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, expiresAt - Date.now()) + (CLOCK_TOLERANCE_S + 2) * 1000))
+    const socket = connect({ host: '127.0.0.1', port })
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    // On waking, the overdue renewal and this connection race: the connection must wait for the renewal.
+    tunnel.child.kill('SIGCONT')
+    socket.end('ping')
+    let answer = ''
+    socket.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk))
+    await once(socket, 'close')
+    expect(answer, tunnel.stdout()).toBe('ping')
     expect(await tunnel.stop('SIGINT')).toBe(0)
   })
 

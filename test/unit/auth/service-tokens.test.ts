@@ -75,7 +75,7 @@ describe('client credentials', () => {
     const home = mkdtempSync(join(tmpdir(), 'airlock-home-'))
     await expect(resolveClientCredentials({ HOME: home, AIRLOCK_GATEWAY: 'https://a.example' })).rejects.toMatchObject({ code: 'unauthenticated' })
     await expect(resolveClientCredentials({ HOME: home })).rejects.toMatchObject({ code: 'unauthenticated' })
-    expect((await resolveClientCredentials({ HOME: home, AIRLOCK_GATEWAY: 'https://a.example', AIRLOCK_TOKEN: ' alk_x\n' })).token).toBe('alk_x')
+    expect(await (await resolveClientCredentials({ HOME: home, AIRLOCK_GATEWAY: 'https://a.example', AIRLOCK_TOKEN: ' alk_x\n' })).bearer()).toBe('alk_x')
   })
 
   it('never send AIRLOCK_TOKEN to a gateway it was not given with', async () => {
