@@ -27,7 +27,10 @@ export default class Status extends BaseCommand {
     }
     if (status.store !== null) rows.push(['tokens', status.store.kind === 'keychain' ? 'OS keychain' : `${status.store.location} (file, mode 0600)`])
     if (status.problem !== null) rows.push(['problem', status.problem])
-    if (!status.loggedIn) rows.push(['status', status.source === 'none' ? 'not logged in: run `airlock login`' : 'not logged in: the credential has expired'])
+    if (!status.loggedIn) {
+      const why = status.source === 'none' ? 'not logged in: run `airlock login`' : status.problem !== null ? 'no usable credential (see problem)' : 'not logged in: the credential has expired'
+      rows.push(['status', why])
+    }
     const others = status.logins.filter((login) => login.gateway !== status.gateway)
     for (const [index, login] of others.entries()) rows.push([index === 0 ? 'also' : '', `${login.gateway} as ${login.name}`])
     process.stdout.write(rows.map(([label, value]) => `${label.padEnd(9)}${value}\n`).join(''))

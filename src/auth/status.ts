@@ -55,6 +55,15 @@ export async function loginStatus(env: NodeJS.ProcessEnv = process.env, now: num
 
   const token = env.AIRLOCK_TOKEN?.trim()
   if (token !== undefined && token !== '') {
+    // As every other command: AIRLOCK_TOKEN is never sent to a gateway remembered from a login.
+    if (named === undefined || named === '') {
+      return {
+        ...base,
+        gateway: null,
+        source: 'env',
+        problem: 'AIRLOCK_TOKEN is set but AIRLOCK_GATEWAY is not: commands refuse to send the token to a remembered gateway',
+      }
+    }
     if (looksLikeServiceToken(token)) return { ...base, source: 'env', loggedIn: true }
     // A workload JWT: what it claims (unverified; the gateway verifies), for display only.
     const claims = unverifiedClaims(token)
