@@ -19,27 +19,21 @@ export interface Demo {
   gateway: Gateway
   token: string
   configDir: string
-  /** The development identity provider, when oidc-provider (a development dependency) is installed. */
-  idp?: { issuer: string; user: string }
+  /** The development identity provider the demo gateway trusts. */
+  idp: { issuer: string; user: string }
   stop(): Promise<void>
 }
 
 /** The demo IdP's user: in group `demo`, so it may use demo-pg. Its login page takes any password. */
 const DEMO_USER = 'demo'
 
-/** The development IdP, or undefined when oidc-provider is not installed. */
-async function startDemoIdp(configDir: string): Promise<{ issuer: string; clientId: string; stop(): Promise<void> } | undefined> {
-  let startDevIdp: typeof import('../auth/dev-idp.js').startDevIdp
-  try {
-    ;({ startDevIdp } = await import('../auth/dev-idp.js'))
-    return await startDevIdp({
-      users: { [DEMO_USER]: { email: 'demo@example.com', name: 'Demo User', groups: ['demo'] } },
-      onNotice: (line) => appendFileSync(join(configDir, 'idp.log'), `${line}\n`),
-    })
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined
-    throw error
-  }
+/** The development IdP (oidc-provider, loaded only by the demo). */
+async function startDemoIdp(configDir: string): Promise<{ issuer: string; clientId: string; stop(): Promise<void> }> {
+  const { startDevIdp } = await import('../auth/dev-idp.js')
+  return startDevIdp({
+    users: { [DEMO_USER]: { email: 'demo@example.com', name: 'Demo User', groups: ['demo'] } },
+    onNotice: (line) => appendFileSync(join(configDir, 'idp.log'), `${line}\n`),
+  })
 }
 
 export function demoConfigDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -74,7 +68,7 @@ export async function startDemo(configDir = demoConfigDir()): Promise<Demo> {
       auth: {
         adminGroups: ['demo-admins'],
         serviceTokens: [{ name: 'demo', sha256: hashServiceToken(token), groups: ['demo', 'demo-admins'] }],
-        ...(idp ? { oidc: [{ issuer: idp.issuer, cliClientId: idp.clientId }] } : {}),
+        oidc: [{ issuer: idp.issuer, cliClientId: idp.clientId }],
       },
       audit: { store: 'sqlite:./audit.db', required: false },
       connections: [
@@ -95,10 +89,10 @@ export async function startDemo(configDir = demoConfigDir()): Promise<Demo> {
     gateway,
     token,
     configDir,
-    ...(idp ? { idp: { issuer: idp.issuer, user: DEMO_USER } } : {}),
+    idp: { issuer: idp.issuer, user: DEMO_USER },
     stop: async () => {
       await gateway.drain(0)
-      await idp?.stop()
+      await idp.stop()
       await server.stop()
       await db.close()
     },
@@ -120,18 +114,14 @@ export function nextSteps(demo: Demo): string[] {
     '  npx airlock connect demo-pg -- psql -c "select name, email from customers limit 3"',
     '  npx airlock connect demo-pg          # a local port and a DSN for any Postgres client',
     '',
-    ...(demo.idp
-      ? [
-          `Or log in as a person (a development IdP runs at ${demo.idp.issuer}; sign in as "${demo.idp.user}",`,
-          'it takes any password):',
-          '',
-          '  unset AIRLOCK_TOKEN',
-          `  npx airlock login ${demo.gateway.url.href}    # --device on a machine without a browser`,
-          '  npx airlock whoami',
-          '  npx airlock connect demo-pg -- psql -c "select count(*) from orders"',
-          '',
-        ]
-      : []),
+    `Or log in as a person (a development IdP runs at ${demo.idp.issuer}; sign in as "${demo.idp.user}",`,
+    'it takes any password):',
+    '',
+    '  unset AIRLOCK_TOKEN',
+    `  npx airlock login ${demo.gateway.url.href}    # --device on a machine without a browser`,
+    '  npx airlock whoami',
+    '  npx airlock connect demo-pg -- psql -c "select count(*) from orders"',
+    '',
     'Ctrl-C stops the demo.',
   ]
 }
@@ -168,12 +158,10 @@ export async function runTour(demo: Demo, print: (line: string) => void): Promis
     } finally {
       await client.end()
     }
-    if (demo.idp !== undefined) {
-      const { oidc } = (await (await fetch(new URL('.well-known/airlock', demo.gateway.url))).json()) as { oidc: { issuer: string }[] }
-      const discovery = await fetch(`${demo.idp.issuer}/.well-known/openid-configuration`)
-      if (!discovery.ok || !oidc.some((entry) => entry.issuer === demo.idp?.issuer)) throw new Error('the demo identity provider is not reachable through the gateway')
-      print(`4. people log in with \`airlock login ${demo.gateway.url.href}\` at the demo identity provider (user "${demo.idp.user}")`)
-    }
+    const { oidc } = (await (await fetch(new URL('.well-known/airlock', demo.gateway.url))).json()) as { oidc: { issuer: string }[] }
+    const discovery = await fetch(`${demo.idp.issuer}/.well-known/openid-configuration`)
+    if (!discovery.ok || !oidc.some((entry) => entry.issuer === demo.idp.issuer)) throw new Error('the demo identity provider is not reachable through the gateway')
+    print(`4. people log in with \`airlock login ${demo.gateway.url.href}\` at the demo identity provider (user "${demo.idp.user}")`)
     print('Coming next in this demo: guardrails, masking of emails and card numbers, and the audit log.')
   } finally {
     await connected.listener.close()
