@@ -8,7 +8,7 @@
 import { AirlockError } from '../errors.js'
 import { parseGatewayUrl } from './client-credentials.js'
 import { acquireLock, withLock } from './lock.js'
-import { bearerOf, displayName, gatewayKey, type LoginEntry, LoginRegistry, parseTokens, storedTokens, storeKey, type StoredTokens } from './logins.js'
+import { bearerOf, displayName, forgetLogin, gatewayKey, type LoginEntry, LoginRegistry, parseTokens, storedTokens, storeKey, type StoredTokens } from './logins.js'
 import type { LoginPrompt, OidcClient, TokenSet } from './oidc-client.js'
 import { airlockConfigDir, ensurePrivateDir } from './private-files.js'
 import { openTokenStore, selectTokenStore, type TokenStoreKind } from './token-store.js'
@@ -228,18 +228,10 @@ export async function logout(options: { gateway: URL; env?: NodeJS.ProcessEnv })
     const tokens = parseTokens(await store.get(key).catch(() => undefined))
     const revocation = tokens === undefined ? 'none' : await revokeAtIdp(entry, tokens)
     try {
-      await store.delete(key)
+      await forgetLogin(registry, store, entry)
     } catch (error) {
       return { gateway, outcome: 'store-unreachable', wasLoggedIn: true, revocation, problem: storeProblem(error) }
     }
-    await registry.update((file) => {
-      delete file.logins[gateway]
-      if (file.defaultGateway === gateway) {
-        const remaining = Object.keys(file.logins)
-        if (remaining.length > 0) file.defaultGateway = remaining[0]!
-        else delete file.defaultGateway
-      }
-    })
     return { gateway, outcome: 'logged-out', wasLoggedIn: true, revocation }
   })
 }

@@ -301,11 +301,12 @@ export class LoginSession {
         if (this.now() < latest.expiresAt) return bearerOf(latest)
         throw new AirlockError('unauthenticated', `your login to ${gateway} expired`, { hint: 'run `airlock login`' })
       }
-      let renewed: StoredTokens
+      const key = storeKey(gateway, issuer)
+      let response: TokenSet
       try {
         const { OidcClient } = await import('./oidc-client.js')
         const oidc = await OidcClient.discover({ issuer, clientId: this.entry.clientId, scopes: latest.scopes })
-        renewed = storedTokens(await oidc.refresh(latest.refreshToken), { audience: latest.audience, scopes: latest.scopes }, latest)
+        response = await oidc.refresh(latest.refreshToken)
       } catch (error) {
         // Still valid: keep using it and try again next time.
         if (this.now() < latest.expiresAt) {
@@ -314,13 +315,57 @@ export class LoginSession {
         }
         throw error
       }
-      await this.store.set(storeKey(gateway, issuer), JSON.stringify(renewed))
+      // A rotated refresh token spends the old one: sending the old one again would make an IdP with
+      // reuse detection revoke the whole login. So the new one is kept before anything else can fail,
+      // and if it cannot be kept the login is forgotten rather than left holding the spent one.
+      const rotated = response.refreshToken !== undefined && response.refreshToken !== latest.refreshToken
+      const current = rotated ? { ...latest, refreshToken: response.refreshToken! } : latest
+      if (rotated) {
+        try {
+          await this.store.set(key, JSON.stringify(current))
+        } catch (error) {
+          await forgetLogin(this.registry, this.store, this.entry).catch(() => {})
+          throw new AirlockError('unauthenticated', `the renewed login to ${gateway} could not be stored, so it was removed`, {
+            hint: 'run `airlock login`',
+            cause: error,
+          })
+        }
+      }
+      let renewed: StoredTokens
+      try {
+        renewed = storedTokens(response, { audience: latest.audience, scopes: latest.scopes }, latest)
+      } catch (error) {
+        // No usable bearer in the response: the current one serves until it expires.
+        if (this.now() < current.expiresAt) {
+          this.tokens = current
+          return this.token
+        }
+        throw error
+      }
+      await this.store.set(key, JSON.stringify(renewed))
       this.tokens = renewed
       return this.token
     } finally {
       await lock.release()
     }
   }
+}
+
+/**
+ * Deletes a login's tokens and forgets it; the default gateway moves to another login if any.
+ * Throws when the store cannot delete the tokens, and then the login is kept.
+ */
+export async function forgetLogin(registry: LoginRegistry, store: TokenStore, entry: Pick<LoginEntry, 'gateway' | 'issuer'>): Promise<void> {
+  await store.delete(storeKey(entry.gateway, entry.issuer))
+  await registry.update((file) => {
+    if (file.logins[entry.gateway]?.issuer !== entry.issuer) return
+    delete file.logins[entry.gateway]
+    if (file.defaultGateway === entry.gateway) {
+      const remaining = Object.keys(file.logins)
+      if (remaining.length > 0) file.defaultGateway = remaining[0]!
+      else delete file.defaultGateway
+    }
+  })
 }
 
 export function parseTokens(text: string | undefined): StoredTokens | undefined {
