@@ -15,6 +15,8 @@ import { airlock, type Spawned, spawnAirlock, transcript } from '../helpers/proc
 
 let idp: TestIdp
 let gateway: OidcGateway
+/** A second gateway trusting the same IdP: logins to both are kept side by side. */
+let other: OidcGateway
 let browser: TestBrowser
 let echo: Server
 const alice = freshHome()
@@ -30,12 +32,16 @@ beforeAll(async () => {
     // The local PostgreSQL the test suite needs (trust for postgres on 127.0.0.1).
     { name: 'pg', type: 'postgres', upstream: { host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', tls: { mode: 'disable' } }, access: { groups: ['eng'] } },
   ])
+  other = await startOidcGateway(idp, [
+    { name: 'echo-too', type: 'tcp', upstream: { host: '127.0.0.1', port: (echo.address() as { port: number }).port }, access: { groups: ['eng'] } },
+  ])
   browser = await launchBrowser()
 })
 
 afterAll(async () => {
   await browser?.close()
   await gateway?.stop()
+  await other?.stop()
   await idp?.stop()
   echo?.close()
   const everything = transcript.join('')
@@ -62,8 +68,9 @@ async function browserLogin(
   user: string,
   env: NodeJS.ProcessEnv,
   meanwhile?: (redirectUri: string) => Promise<void>,
+  target: string = gateway.url,
 ): Promise<{ result: Record<string, unknown>; callback: string; code: number | null }> {
-  const login = spawnAirlock(['login', gateway.url, '--no-browser', '--json'], { env })
+  const login = spawnAirlock(['login', target, '--no-browser', '--json'], { env })
   const prompt = await login.waitFor<BrowserPrompt>((line) => line.type === 'browser')
   expect(prompt.opened).toBe(false)
   await meanwhile?.(new URL(prompt.url).searchParams.get('redirect_uri')!)
@@ -155,10 +162,38 @@ describe('browser login', { timeout: 180_000 }, () => {
     expect(exec.code).toBe(EXIT_CODES.forbidden)
   })
 
+  it('keeps logins to two gateways side by side; logging out of one leaves the other', async () => {
+    const { result, code } = await browserLogin('alice', { ...alice, AIRLOCK_TOKEN_STORE: 'file' }, undefined, other.url)
+    expect(code).toBe(0)
+    expect(result).toMatchObject({ gateway: other.url, subject: 'alice' })
+    const tokens = join(alice.XDG_CONFIG_HOME, 'airlock', 'tokens')
+    expect(readdirSync(tokens)).toHaveLength(2)
+    for (const file of readdirSync(tokens)) {
+      const stored = JSON.parse(JSON.parse(readFileSync(join(tokens, file), 'utf8')).value) as Record<string, string>
+      secrets.push(...[stored.idToken, stored.accessToken, stored.refreshToken].filter((value): value is string => value !== undefined))
+    }
+
+    // The newest login is the default; AIRLOCK_GATEWAY picks the other one.
+    expect(JSON.parse((await airlock(['connections', '--json'], { env: alice })).stdout)).toMatchObject({ connections: [{ name: 'echo-too' }] })
+    const first = await airlock(['connections', '--json'], { env: { ...alice, AIRLOCK_GATEWAY: gateway.url } })
+    expect(JSON.parse(first.stdout)).toMatchObject({ connections: [{ name: 'echo' }, { name: 'pg' }] })
+    const status = JSON.parse((await airlock(['status', '--json'], { env: alice })).stdout) as { gateway: string; logins: { gateway: string; default: boolean }[] }
+    expect(status.gateway).toBe(other.url)
+    expect(status.logins).toEqual(
+      expect.arrayContaining([expect.objectContaining({ gateway: gateway.url, default: false }), expect.objectContaining({ gateway: other.url, default: true })]),
+    )
+
+    const logout = await airlock(['logout', other.url, '--json'], { env: alice })
+    expect(JSON.parse(logout.stdout)).toMatchObject({ gateway: other.url, outcome: 'logged-out' })
+    expect(readdirSync(tokens)).toHaveLength(1)
+    const back = await airlock(['connections', '--json'], { env: alice })
+    expect(JSON.parse(back.stdout)).toMatchObject({ connections: [{ name: 'echo' }, { name: 'pg' }] })
+  })
+
   it('logs out: revokes at the IdP, deletes the tokens, and later commands need a login', async () => {
     const revokedBefore = idp.count('grant.revoked')
     const result = await airlock(['logout', '--json'], { env: alice })
-    expect(JSON.parse(result.stdout)).toMatchObject({ gateway: gateway.url, wasLoggedIn: true, revocation: 'revoked' })
+    expect(JSON.parse(result.stdout)).toMatchObject({ gateway: gateway.url, outcome: 'logged-out', wasLoggedIn: true, revocation: 'revoked' })
     expect(idp.count('grant.revoked')).toBeGreaterThan(revokedBefore)
     expect(readdirSync(join(alice.XDG_CONFIG_HOME, 'airlock', 'tokens'))).toEqual([])
     const list = await airlock(['connections'], { env: alice })
