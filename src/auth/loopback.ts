@@ -117,7 +117,8 @@ export async function listenForCallback(options: CallbackListenerOptions): Promi
 }
 
 function page(response: ServerResponse<IncomingMessage>, status: number, title: string, text: string): void {
-  const body = `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title></head><body style="font-family:system-ui,sans-serif;max-width:36em;margin:4em auto"><h1>${title}</h1><p>${text}</p></body></html>`
+  // The text may quote the IdP's error, which the redirect URL carries: whoever crafts the URL picks it.
+  const body = `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head><body style="font-family:system-ui,sans-serif;max-width:36em;margin:4em auto"><h1>${escapeHtml(title)}</h1><p>${escapeHtml(text)}</p></body></html>`
   response.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'content-length': Buffer.byteLength(body),
@@ -128,4 +129,10 @@ function page(response: ServerResponse<IncomingMessage>, status: number, title: 
     connection: 'close',
   })
   response.end(body)
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char]!)
 }

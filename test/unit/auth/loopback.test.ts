@@ -94,6 +94,16 @@ describe('loopback callback listener', () => {
     expect(page.body).toMatch(/Login failed/)
   })
 
+  it('escapes the failure it shows, which may quote what the redirect URL carried', async () => {
+    const listener = await listenForCallback({ state, timeoutMs: 10_000 })
+    const answered = get(`${listener.redirectUri}?error=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state=${state}`)
+    const callback = await listener.callback
+    callback.finish({ ok: false, message: `The identity provider refused the login (${callback.url.searchParams.get('error')}).` })
+    const page = await answered
+    expect(page.body).not.toContain('<script>')
+    expect(page.body).toContain('&lt;script&gt;alert(1)&lt;/script&gt;')
+  })
+
   it('gives up after the timeout with `unauthenticated` and closes', async () => {
     const listener = await listenForCallback({ state, timeoutMs: 200 })
     await expect(listener.callback).rejects.toMatchObject({ code: 'unauthenticated' })
