@@ -36,6 +36,34 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 }
 
 /**
+ * Checks an existing private directory before anything in it is read: a symbolic link, a directory
+ * of another user, or one other users can write to (they could swap the files in it) is refused;
+ * one only readable by others is tightened. False when it does not exist.
+ */
+export async function checkPrivateDir(dir: string): Promise<boolean> {
+  let stats: Stats
+  try {
+    stats = await lstat(dir)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw error
+  }
+  if (stats.isSymbolicLink() || !stats.isDirectory()) {
+    throw localRefusal(`refusing ${dir}: it is not a directory (a symbolic link?)`, 'remove it and run `airlock login` again')
+  }
+  if (!POSIX) return true
+  if (stats.uid !== process.getuid!()) throw localRefusal(`refusing ${dir}: it belongs to another user`, 'remove it and run `airlock login` again')
+  if ((stats.mode & 0o022) !== 0) {
+    throw localRefusal(
+      `refusing ${dir}: other users can write to it (mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')})`,
+      'the tokens in it may have been replaced: remove it and run `airlock login` again',
+    )
+  }
+  if ((stats.mode & 0o077) !== 0) await chmod(dir, 0o700)
+  return true
+}
+
+/**
  * Reads a private file without following a symbolic link; `undefined` when it does not exist.
  * A file another user could read (or write) is refused, not silently fixed: it may already have
  * been read.

@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { AirlockError } from '../errors.js'
-import { ensurePrivateDir, readPrivateFile, removePrivateFile, writePrivateFile } from './private-files.js'
+import { checkPrivateDir, ensurePrivateDir, readPrivateFile, removePrivateFile, writePrivateFile } from './private-files.js'
 
 export type TokenStoreKind = 'keychain' | 'file'
 
@@ -50,11 +50,19 @@ export class KeychainTokenStore implements TokenStore {
     try {
       await store.set(probe, value)
       const read = await store.get(probe)
-      if (read !== value) return { reason: 'the keychain accepted a value but did not return it (no unlocked keyring?)' }
+      if (read !== value) {
+        await store.delete(probe).catch(() => false)
+        return { reason: 'the keychain accepted a value but did not return it (no unlocked keyring?)' }
+      }
+    } catch (error) {
+      await store.delete(probe).catch(() => false)
+      return { reason: keychainProblem(error) }
+    }
+    // A keychain that cannot delete would keep tokens after `airlock logout`.
+    try {
+      if (!(await store.delete(probe))) return { reason: 'the keychain stored a value but did not delete it' }
     } catch (error) {
       return { reason: keychainProblem(error) }
-    } finally {
-      await store.delete(probe).catch(() => false)
     }
     return { store }
   }
@@ -92,6 +100,7 @@ export class FileTokenStore implements TokenStore {
   constructor(readonly location: string) {}
 
   async get(key: string): Promise<string | undefined> {
+    if (!(await checkPrivateDir(this.location))) return undefined
     const text = await readPrivateFile(this.fileFor(key))
     if (text === undefined) return undefined
     let parsed: { key?: unknown; value?: unknown }
@@ -109,6 +118,7 @@ export class FileTokenStore implements TokenStore {
   }
 
   async delete(key: string): Promise<boolean> {
+    if (!(await checkPrivateDir(this.location))) return false
     return removePrivateFile(this.fileFor(key))
   }
 

@@ -69,6 +69,27 @@ describe('file token store', () => {
     await expect(new FileTokenStore(join(dir, 'tokens')).set('k', 'v')).rejects.toMatchObject({ code: 'unauthenticated' })
   })
 
+  it('checks the directory on read too: a symbolic link, or one others can write to, is refused', async () => {
+    const store = new FileTokenStore(join(configDir(), 'tokens'))
+    expect(await store.get('k')).toBeUndefined()
+    await store.set('k', secret)
+    chmodSync(store.location, 0o777)
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'unauthenticated' })
+    chmodSync(store.location, 0o750)
+    expect(await store.get('k')).toBe(secret)
+    expect(statSync(store.location).mode & 0o777).toBe(0o700)
+
+    // The whole directory swapped for a link to another one holding a planted, private-looking file.
+    const planted = new FileTokenStore(mkdtempSync(join(tmpdir(), 'airlock-planted-')))
+    await planted.set('k', 'planted')
+    const { renameSync } = await import('node:fs')
+    renameSync(store.location, `${store.location}.old`)
+    symlinkSync(planted.location, store.location)
+    await expect(store.get('k')).rejects.toMatchObject({ code: 'unauthenticated' })
+    await expect(store.delete('k')).rejects.toMatchObject({ code: 'unauthenticated' })
+    expect(await planted.get('k')).toBe('planted')
+  })
+
   it('is chosen when forced, and chosen with a reason when no keychain answers', async () => {
     const dir = configDir()
     expect((await selectTokenStore(dir, { AIRLOCK_TOKEN_STORE: 'file' })).store.kind).toBe('file')
