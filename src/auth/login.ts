@@ -24,7 +24,6 @@ export interface AdvertisedIssuer {
 export interface GatewayAuthInfo {
   version: string
   oidc: AdvertisedIssuer[]
-  deviceFlow: boolean
 }
 
 /** What the gateway says about the identity a token carries (`GET /v1/whoami`). */
@@ -107,7 +106,7 @@ export async function fetchGatewayAuthInfo(gateway: URL): Promise<GatewayAuthInf
   const oidc = body.oidc.filter(
     (entry): entry is AdvertisedIssuer => typeof entry === 'object' && entry !== null && typeof entry.issuer === 'string' && Array.isArray(entry.scopes),
   )
-  return { version: String(body.version ?? ''), oidc, deviceFlow: body.deviceFlow === true }
+  return { version: String(body.version ?? ''), oidc }
 }
 
 export async function login(options: LoginOptions): Promise<LoginResult> {

@@ -146,8 +146,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return await authenticator.authenticate(request.headers.authorization)
     } catch (error) {
       const failure = toAirlockError(error)
-      logger.warn({ event: 'auth.failure', client: clientAddress(request), path: request.url, reason: failure.message }, 'authentication failed')
       const path = new URL(request.url ?? '/', 'http://gateway').pathname
+      logger.warn({ event: 'auth.failure', client: clientAddress(request), path, reason: failure.message }, 'authentication failed')
       audit?.authFailure({ address: clientAddress(request), path, code: failure.code, reason: failure.message })
       throw failure
     }
@@ -202,7 +202,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         oidc: config.auth.oidc
           .filter((issuer) => !issuer.machine)
           .map((issuer) => ({ issuer: issuer.issuer, cliClientId: issuer.cliClientId, scopes: issuer.scopes, audience: issuer.audience })),
-        deviceFlow: config.auth.oidc.some((issuer) => !issuer.machine),
       })
     }
     if (method === 'GET' && url.pathname === '/v1/whoami') {
