@@ -324,7 +324,10 @@ export class LoginSession {
         try {
           await this.store.set(key, JSON.stringify(current))
         } catch (error) {
-          await forgetLogin(this.registry, this.store, this.entry).catch(() => {})
+          // The store may not delete either: the login is forgotten all the same, so no command
+          // sends the spent refresh token again.
+          await this.store.delete(key).catch(() => false)
+          await this.registry.update((file) => removeLogin(file, this.entry)).catch(() => {})
           throw new AirlockError('unauthenticated', `the renewed login to ${gateway} could not be stored, so it was removed`, {
             hint: 'run `airlock login`',
             cause: error,
@@ -357,15 +360,17 @@ export class LoginSession {
  */
 export async function forgetLogin(registry: LoginRegistry, store: TokenStore, entry: Pick<LoginEntry, 'gateway' | 'issuer'>): Promise<void> {
   await store.delete(storeKey(entry.gateway, entry.issuer))
-  await registry.update((file) => {
-    if (file.logins[entry.gateway]?.issuer !== entry.issuer) return
-    delete file.logins[entry.gateway]
-    if (file.defaultGateway === entry.gateway) {
-      const remaining = Object.keys(file.logins)
-      if (remaining.length > 0) file.defaultGateway = remaining[0]!
-      else delete file.defaultGateway
-    }
-  })
+  await registry.update((file) => removeLogin(file, entry))
+}
+
+function removeLogin(file: LoginsFile, entry: Pick<LoginEntry, 'gateway' | 'issuer'>): void {
+  if (file.logins[entry.gateway]?.issuer !== entry.issuer) return
+  delete file.logins[entry.gateway]
+  if (file.defaultGateway === entry.gateway) {
+    const remaining = Object.keys(file.logins)
+    if (remaining.length > 0) file.defaultGateway = remaining[0]!
+    else delete file.defaultGateway
+  }
 }
 
 export function parseTokens(text: string | undefined): StoredTokens | undefined {
