@@ -133,6 +133,23 @@ describe('the command engine without a PID namespace', () => {
     expect(pipes.stdout.trim()).toBe(own)
   })
 
+  it('ignores terminal resizes that arrive after the program exited (its terminal is gone)', async () => {
+    // Regression: a resize racing the exit reached a closed pty, and ioctl's EBADF crashed the gateway.
+    const { transport } = await openTunnel({ gateway: gateway.url, token, connection: 'run', clientVersion: VERSION, params: { mode: 'pty', cols: 80, rows: 24, args: ['sleep 0.3'] } })
+    let ended = false
+    const resizing = (async () => {
+      for (let cols = 40; !ended; cols = cols === 40 ? 120 : 40) {
+        transport.control({ type: 'resize', cols, rows: 30 })
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    })()
+    const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() })
+    const code = await runCommandSession(transport, { stdout: discard, stderr: discard }).finally(() => (ended = true))
+    await resizing
+    expect(code).toBe(0)
+    expect((await exec('run', 'echo still-serving')).stdout).toBe('still-serving\n')
+  })
+
   it('passes output through further maskers after the canary (the detector plug-in point)', async () => {
     const result = await exec('run', 'echo "mail alice@example.com"; echo "bob@example.org" >&2')
     expect(result).toMatchObject({ code: 0, stdout: 'mail [EMAIL]\n', stderr: '[EMAIL]\n' })

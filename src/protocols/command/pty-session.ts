@@ -183,7 +183,13 @@ export function runPtySession(options: PtySessionOptions): Promise<CloseReason> 
     transport.on('control', (message) => {
       attach()
       if (message.type === 'resize') {
-        pty.resize(message.cols, message.rows)
+        if (exited) return
+        try {
+          pty.resize(message.cols, message.rows)
+        } catch {
+          // The program exited and its terminal closed before the exit was reported: nothing to resize.
+          return
+        }
         recorder.resize(message.cols, message.rows)
       } else if (message.type === 'signal') {
         const signal = knownSignal(message.signal)
