@@ -34,8 +34,8 @@ export interface Ratio {
 export interface WorkloadSummary {
   workload: string
   paths: PathStats[]
-  /** Per tunnel path id. */
-  ratios: Record<string, { vsDirect?: Ratio; vsPgbouncer?: Ratio; vsUnaudited?: Ratio }>
+  /** Per tunnel path id, and for the two bare relays. */
+  ratios: Record<string, { vsDirect?: Ratio; vsPgbouncer?: Ratio; vsUnaudited?: Ratio; vsRelays?: Ratio }>
 }
 
 type Numeric = 'throughput' | 'latencyMs' | 'connectionMs'
@@ -119,12 +119,19 @@ export function summarize(samples: readonly Sample[], paths: readonly PathInfo[]
     }
     // The tunnel without audit: what every policy's cost is measured against.
     const unaudited = paths.find((each) => each.kind === 'tunnel' && each.variant?.audit === false)
-    for (const path of paths.filter((each) => each.kind === 'tunnel')) {
+    const relays = paths.find((each) => each.kind === 'relays')
+    for (const path of paths.filter((each) => each.kind === 'tunnel' || each.kind === 'relays')) {
       const own = perRound(samples, workload.id, path.id, rounds, 'throughput')
       const vsDirect = ratio(own, series(direct, 'throughput'))
       const vsPgbouncer = ratio(own, series(pgbouncer, 'throughput'))
-      const vsUnaudited = path === unaudited ? undefined : ratio(own, series(unaudited, 'throughput'))
-      ratios[path.id] = { ...(vsDirect ? { vsDirect } : {}), ...(vsPgbouncer ? { vsPgbouncer } : {}), ...(vsUnaudited ? { vsUnaudited } : {}) }
+      const vsUnaudited = path.kind !== 'tunnel' || path === unaudited ? undefined : ratio(own, series(unaudited, 'throughput'))
+      const vsRelays = path.kind !== 'tunnel' ? undefined : ratio(own, series(relays, 'throughput'))
+      ratios[path.id] = {
+        ...(vsDirect ? { vsDirect } : {}),
+        ...(vsPgbouncer ? { vsPgbouncer } : {}),
+        ...(vsUnaudited ? { vsUnaudited } : {}),
+        ...(vsRelays ? { vsRelays } : {}),
+      }
     }
     return { workload: workload.id, paths: stats, ratios }
   })
@@ -177,6 +184,7 @@ export function renderSummary(context: ReportContext): string {
   const direct = paths.find((path) => path.kind === 'direct')
   const pgbouncer = paths.find((path) => path.kind === 'pgbouncer')
   const tunnels = paths.filter((path) => path.kind === 'tunnel').sort((a, b) => Number(Boolean(b.variant?.headline)) - Number(Boolean(a.variant?.headline)))
+  const relays = paths.find((path) => path.kind === 'relays')
   const out: string[] = []
   const byWorkload = (id: string) => summaries.find((summary) => summary.workload === id)
   const stat = (summary: WorkloadSummary | undefined, path: PathInfo | undefined) => (path === undefined ? undefined : summary?.paths.find((each) => each.path === path.id))
@@ -190,8 +198,12 @@ export function renderSummary(context: ReportContext): string {
     out.push(
       `HEADLINE  ${headline.label}: ${headline.variant?.description ?? ''}`,
       `          ${headlineWorkload.title}: tunnel/pgbouncer ${formatRatio(vsPgbouncer)} (target ≥ ${context.target.toFixed(2)}×${verdict}), tunnel/direct ${formatRatio(ratios?.vsDirect?.median)}`,
-      '',
     )
+    const floor = relays === undefined ? undefined : byWorkload(headlineWorkload.id)?.ratios[relays.id]?.vsPgbouncer?.median
+    if (floor !== undefined) {
+      out.push(`          the shape's floor: two bare Node TCP relays reach ${formatRatio(floor)} of pgbouncer; the tunnel reaches ${formatRatio(ratios?.vsRelays?.median)} of them`)
+    }
+    out.push('')
   }
 
   for (const tunnel of tunnels) {
@@ -256,6 +268,26 @@ export function renderSummary(context: ReportContext): string {
       ),
     )
   }
+  if (relays !== undefined && tunnels.length > 0) {
+    out.push(
+      '',
+      `The shape's floor: ${relays.label} (bench/node-relay.ts: accept, connect, copy bytes; no WebSocket, protocol or policy) in the tunnel's place,`,
+      'and each tunnel ÷ them (median of per-round ratios): what the two Node process hops cost before Airlock does anything',
+      renderTable(
+        ['workload', relays.label, '÷pgbouncer', ...tunnels.map((tunnel) => `${tunnel.label} ÷relays`)],
+        workloads.map((workload) => {
+          const summary = byWorkload(workload.id)
+          return [
+            workload.title,
+            formatNumber(stat(summary, relays)?.median),
+            pgbouncer === undefined ? 'n/a' : formatRatio(summary?.ratios[relays.id]?.vsPgbouncer?.median),
+            ...tunnels.map((tunnel) => formatRatio(summary?.ratios[tunnel.id]?.vsRelays?.median)),
+          ]
+        }),
+        ['l', 'r', 'r', ...tunnels.map(() => 'r' as const)],
+      ),
+    )
+  }
   return out.join('\n')
 }
 
@@ -275,7 +307,14 @@ export function renderProcessCosts(context: ReportContext): string {
       for (const role of ROLES) {
         const counters = stats?.countersPerUnit[role]
         if (counters === undefined) continue
-        const name = role === 'cli' ? `airlock connect (${path.variant?.id ?? path.label})` : role === 'gateway' ? `gateway (${path.variant?.id ?? path.label})` : 'pgbouncer'
+        const name =
+          path.kind === 'relays'
+            ? `Node relay, ${role === 'cli' ? 'first' : 'second'} hop`
+            : role === 'cli'
+              ? `airlock connect (${path.variant?.id ?? path.label})`
+              : role === 'gateway'
+                ? `gateway (${path.variant?.id ?? path.label})`
+                : 'pgbouncer'
         rows.push([
           workload.title,
           unitLabel(workload),

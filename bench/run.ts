@@ -64,7 +64,7 @@ function machine(): Record<string, unknown> {
 async function bench(options: BenchOptions, stamp: string): Promise<number> {
   const workloads = WORKLOADS.filter((workload) => options.only === undefined || options.only.includes(workload.id))
   const { signal } = interrupt
-  const stack = new Stack({ scale: options.scale, variants: VARIANTS, pgbouncer: true, progress, signal })
+  const stack = new Stack({ scale: options.scale, variants: VARIANTS, pgbouncer: true, relays: true, progress, signal })
   const startedAt = new Date().toISOString()
   const samples: Sample[] = []
   try {
@@ -138,7 +138,7 @@ async function bench(options: BenchOptions, stamp: string): Promise<number> {
       `Airlock benchmark ${startedAt}: ${options.rounds} interleaved rounds, ${options.durationS} s per pgbench run, pgbench scale ${options.scale}`,
       `PostgreSQL ${stack.versions.postgres ?? '?'}, pgbouncer ${stack.versions.pgbouncer ?? 'not installed'} (pool_mode=session), Node ${process.version}, ` +
         `${cpus().length} CPUs, load ${loadavg().map((value) => value.toFixed(2)).join(' ')}`,
-      'paths: direct = pgbench → PostgreSQL; pgbouncer = pgbench → pgbouncer → PostgreSQL; airlock = pgbench → airlock connect ═ws═▶ gateway → PostgreSQL (all on 127.0.0.1, no TLS)',
+      'paths: direct = pgbench → PostgreSQL; pgbouncer = pgbench → pgbouncer → PostgreSQL; two Node relays = pgbench → relay → relay → PostgreSQL (two Node processes, as in the tunnel, that only copy bytes); airlock = pgbench → airlock connect ═ws═▶ gateway → PostgreSQL (all on 127.0.0.1, no TLS)',
       ...stack.notes.map((note) => `NOTE: ${note}`),
       '',
     ]

@@ -6,6 +6,7 @@
  * ```
  * pgbench ──▶ PostgreSQL                                                         direct
  * pgbench ──▶ pgbouncer ──▶ PostgreSQL                                           pgbouncer
+ * pgbench ──▶ Node relay ──▶ Node relay ──▶ PostgreSQL                          two Node relays
  * pgbench ──▶ airlock connect ══ WebSocket ══▶ airlock gateway ──▶ PostgreSQL     airlock <variant>
  * ```
  */
@@ -24,6 +25,7 @@ import type { PolicyVariant } from './variants.js'
 export const REPO = fileURLToPath(new URL('../', import.meta.url))
 const BIN = join(REPO, 'bin', 'run.js')
 const UNAUDITED_GATEWAY = join(REPO, 'bench', 'unaudited-gateway.ts')
+const NODE_RELAY = join(REPO, 'bench', 'node-relay.ts')
 const HOST = '127.0.0.1'
 
 /** postgresql.conf for benchmarking on a small shared machine: no disk waits, no checkpoints mid-run. */
@@ -54,6 +56,8 @@ export interface StackOptions {
   scale: number
   variants: readonly PolicyVariant[]
   pgbouncer: boolean
+  /** Also two bare Node TCP relays in a row (bench/node-relay.ts): the floor of the tunnel's shape. */
+  relays?: boolean
   /** Extra node flags for the gateway and CLI processes (e.g. --cpu-prof). */
   nodeFlags?: (role: 'gateway' | 'cli', variant?: PolicyVariant) => string[]
   progress: (line: string) => void
@@ -123,6 +127,7 @@ export class Stack {
     this.paths.push({ id: 'direct', label: 'direct', kind: 'direct', endpoint: direct, processes: {} })
 
     if (this.options.pgbouncer) await this.startPgbouncer(cluster, direct)
+    if (this.options.relays === true) await this.startRelays(direct)
     await this.startAirlock(cluster)
 
     for (const path of this.paths) await this.smokeTest(path)
@@ -182,6 +187,24 @@ export class Stack {
       this.paths.push({ id: 'pgbouncer', label: 'pgbouncer', kind: 'pgbouncer', endpoint: { ...direct, port }, processes: { pgbouncer: service } })
       return
     }
+  }
+
+  /** pgbench → relay → relay → PostgreSQL: the second relay starts first, so the first has its port to connect to. */
+  private async startRelays(direct: Endpoint): Promise<void> {
+    this.options.progress('starting two bare Node TCP relays (the floor of the tunnel\'s shape)')
+    let target = direct.port
+    const hops: Service[] = []
+    for (const hop of ['second', 'first']) {
+      const service = this.track(
+        new Service(`Node relay (${hop} hop)`, { command: process.execPath, args: ['--import', 'tsx', NODE_RELAY, String(target)], env: cleanEnv(), cwd: REPO }, join(this.workDir!, `relay-${hop}.log`)),
+      )
+      target = await service.waitForLine((line) => {
+        const record = line as { event?: unknown; port?: unknown } | null
+        return typeof record === 'object' && record !== null && record.event === 'relay.listen' && typeof record.port === 'number' ? record.port : undefined
+      }, 30_000)
+      hops.unshift(service)
+    }
+    this.paths.push({ id: 'node-relays', label: 'two Node relays', kind: 'relays', endpoint: { ...direct, port: target }, processes: { cli: hops[0]!, gateway: hops[1]! } })
   }
 
   private async startAirlock(cluster: PgCluster): Promise<void> {

@@ -107,3 +107,29 @@ it('prices each policy against the tunnel without audit, round by round', () => 
   expect(text).toContain('What each policy costs: throughput ÷ airlock no-audit')
   expect(text).toMatch(/select-only, 8 clients\s+0\.90×/)
 })
+
+it('shows the floor of the shape: two bare Node relays against pgbouncer, and each tunnel against them', () => {
+  const withRelays: PathInfo[] = [...paths, { id: 'node-relays', label: 'two Node relays', kind: 'relays' }]
+  const samples = [
+    sample(1, 'direct', 10_000, 0.5),
+    sample(1, 'pgbouncer', 8_000, 0.6),
+    sample(1, 'node-relays', 4_000, 1.0),
+    sample(1, 'airlock:allow-all', 2_000, 1.5),
+    sample(2, 'direct', 10_000, 0.5),
+    sample(2, 'pgbouncer', 10_000, 0.6),
+    sample(2, 'node-relays', 4_000, 1.0),
+    sample(2, 'airlock:allow-all', 3_000, 1.5),
+  ]
+  const summaries = summarize(samples, withRelays, [workload], 2)
+  const ratios = summaries[0]!.ratios
+  expect(ratios['node-relays']!.vsPgbouncer?.rounds).toEqual([0.5, 0.4])
+  expect(ratios['node-relays']!.vsRelays).toBeUndefined()
+  expect(ratios['node-relays']!.vsUnaudited).toBeUndefined()
+  expect(ratios['airlock:allow-all']!.vsRelays?.rounds).toEqual([0.5, 0.75])
+  expect(ratios['airlock:allow-all']!.vsRelays?.median).toBeCloseTo(0.625)
+  const text = renderSummary({ workloads: [workload], paths: withRelays, summaries, rounds: 2, commands: {}, headlineWorkload: 'select-8', target: 0.7 })
+  expect(text).toContain("the shape's floor: two bare Node TCP relays reach 0.45× of pgbouncer; the tunnel reaches 0.63× of them")
+  expect(text).toMatch(/select-only, 8 clients\s+4,000\s+0\.45×\s+0\.63×/)
+  // The relays are no policy variant: no table of their own.
+  expect(text).not.toContain('two Node relays: medians over rounds')
+})
