@@ -13,18 +13,22 @@ export interface BenchOptions {
   copyRows: number
   /** Workload ids to run; undefined = all. */
   only: string[] | undefined
+  /** Policy variant ids to run (the first is the one profiled); undefined = all (profile: the headline). */
+  variants: string[] | undefined
   /** Profile mode: one profiled tunnel run (select-only, 8 clients, or the first `only`) instead of the rounds. */
   profile: boolean
   quick: boolean
   help: boolean
 }
 
-export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--quick] [--only W[,W...]] [--profile] [--masking]
+export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--quick] [--only W[,W...]] [--variant V[,V...]] [--profile] [--masking]
 
   --rounds N      interleaved rounds (default 5)
   --duration S    seconds per pgbench run (default 6)
   --quick         smoke run: 2 rounds of 2 s, pgbench scale 1, a 20 MB COPY
   --only W,...    run only these workloads (repeatable): WORKLOADS
+  --variant V,... run only these policy variants of the tunnel (repeatable): VARIANTS;
+                  with --profile, the first is the one profiled (default: the headline)
   --profile       no rounds: run the gateway and the CLI under node --cpu-prof during one
                   select-only 8-client run (or the first --only workload), write the profiles
                   to bench/results/profiles and print the top self-time functions of each
@@ -40,14 +44,15 @@ export class UsageError extends Error {
   override name = 'UsageError'
 }
 
-/** Parses `argv` (without node and the script); `workloads` are the valid `--only` ids. */
-export function parseBenchArgs(argv: readonly string[], workloads: readonly string[]): BenchOptions {
+/** Parses `argv` (without node and the script); `workloads` are the valid `--only` ids, `variants` the valid `--variant` ids. */
+export function parseBenchArgs(argv: readonly string[], workloads: readonly string[], variants: readonly string[] = []): BenchOptions {
   let rounds: number | undefined
   let durationS: number | undefined
   let quick = false
   let profile = false
   let help = false
   let only: string[] | undefined
+  let chosen: string[] | undefined
 
   const args = [...argv]
   const value = (flag: string, inline: string | undefined): string => {
@@ -87,6 +92,14 @@ export function parseBenchArgs(argv: readonly string[], workloads: readonly stri
         only = [...(only ?? []), ...ids]
         break
       }
+      case '--variant': {
+        const ids = value(flag, inline).split(',').map((id) => id.trim()).filter((id) => id !== '')
+        for (const id of ids) {
+          if (!variants.includes(id)) throw new UsageError(`unknown variant ${JSON.stringify(id)} (expected one of: ${variants.join(', ')})`)
+        }
+        chosen = [...(chosen ?? []), ...ids]
+        break
+      }
       case '--help':
       case '-h':
         help = true
@@ -104,12 +117,13 @@ export function parseBenchArgs(argv: readonly string[], workloads: readonly stri
     scale: base.scale,
     copyRows: base.copyRows,
     only: only === undefined ? undefined : [...new Set(only)],
+    variants: chosen === undefined ? undefined : [...new Set(chosen)],
     profile,
     quick,
     help,
   }
 }
 
-export function usage(workloads: readonly string[]): string {
-  return USAGE.replace('WORKLOADS', workloads.join(', '))
+export function usage(workloads: readonly string[], variants: readonly string[] = []): string {
+  return USAGE.replace('WORKLOADS', workloads.join(', ')).replace('VARIANTS', variants.join(', '))
 }

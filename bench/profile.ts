@@ -4,14 +4,14 @@
  * another); each profile is then summarised by self time, counting only the samples taken during
  * that run (not start-up or warm-up).
  */
-import { mkdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { type CpuProfile, type ProfileSummary, summarizeCpuProfile } from './cpuprofile.js'
 import { measure, type Sample } from './measure.js'
 import type { BenchOptions } from './options.js'
 import { formatNumber, renderTable } from './report.js'
 import { REPO, Stack } from './stack.js'
-import { headlineVariant } from './variants.js'
+import { headlineVariant, VARIANTS } from './variants.js'
 import { HEADLINE_WORKLOAD, type Workload, WORKLOADS } from './workloads.js'
 
 export const PROFILES_DIR = join(REPO, 'bench', 'results', 'profiles')
@@ -26,15 +26,17 @@ const nowUs = (): number => Number(process.hrtime.bigint() / 1000n)
 
 export async function runProfile(options: BenchOptions, stamp: string, progress: (line: string) => void, signal: AbortSignal): Promise<ProfileRun> {
   mkdirSync(PROFILES_DIR, { recursive: true })
-  const variant = headlineVariant()
-  const files = { gateway: `gateway-${stamp}.cpuprofile`, cli: `cli-${stamp}.cpuprofile` }
+  const variant = VARIANTS.find((each) => each.id === options.variants?.[0]) ?? headlineVariant()
+  // A directory per process: every thread writes its own profile there (a gateway run through tsx has
+  // a module-loader thread too, and the audit writer is one); the main thread's is the largest.
+  const dirs = { gateway: join(PROFILES_DIR, `gateway-${stamp}`), cli: join(PROFILES_DIR, `cli-${stamp}`) }
   const workload = WORKLOADS.find((each) => each.id === (options.only?.[0] ?? HEADLINE_WORKLOAD))!
   const warmup = WORKLOADS.find((each) => each.id === HEADLINE_WORKLOAD)!
   const stack = new Stack({
     scale: options.scale,
     variants: [variant],
     pgbouncer: false,
-    nodeFlags: (role) => ['--cpu-prof', '--cpu-prof-dir', PROFILES_DIR, '--cpu-prof-name', files[role]],
+    nodeFlags: (role) => ['--cpu-prof', '--cpu-prof-dir', dirs[role]],
     progress,
     signal,
   })
@@ -54,11 +56,20 @@ export async function runProfile(options: BenchOptions, stamp: string, progress:
     await stack.stop()
   }
   const profiles = (['gateway', 'cli'] as const).map((role) => {
-    const file = join(PROFILES_DIR, files[role])
+    const file = largestProfile(dirs[role])
     const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
     return { role, file, summary: summarizeCpuProfile(profile, { top: 15, root: REPO, window }) }
   })
   return { workload, sample, profiles }
+}
+
+/** The largest profile in `dir`: the main thread's (the threads beside it sample mostly idle time). */
+function largestProfile(dir: string): string {
+  const files = readdirSync(dir)
+    .filter((name) => name.endsWith('.cpuprofile'))
+    .map((name) => join(dir, name))
+  if (files.length === 0) throw new Error(`no CPU profile was written in ${dir}`)
+  return files.reduce((largest, file) => (statSync(file).size > statSync(largest).size ? file : largest))
 }
 
 export function renderProfile(run: ProfileRun): string {

@@ -189,7 +189,7 @@ export function renderSummary(context: ReportContext): string {
   const byWorkload = (id: string) => summaries.find((summary) => summary.workload === id)
   const stat = (summary: WorkloadSummary | undefined, path: PathInfo | undefined) => (path === undefined ? undefined : summary?.paths.find((each) => each.path === path.id))
 
-  const headline = tunnels[0]
+  const headline = tunnels.find((tunnel) => tunnel.variant?.headline)
   const headlineWorkload = workloads.find((workload) => workload.id === context.headlineWorkload)
   if (headline !== undefined && headlineWorkload !== undefined) {
     const ratios = byWorkload(headlineWorkload.id)?.ratios[headline.id]

@@ -64,7 +64,8 @@ function machine(): Record<string, unknown> {
 async function bench(options: BenchOptions, stamp: string): Promise<number> {
   const workloads = WORKLOADS.filter((workload) => options.only === undefined || options.only.includes(workload.id))
   const { signal } = interrupt
-  const stack = new Stack({ scale: options.scale, variants: VARIANTS, pgbouncer: true, relays: true, progress, signal })
+  const variants = VARIANTS.filter((variant) => options.variants === undefined || options.variants.includes(variant.id))
+  const stack = new Stack({ scale: options.scale, variants, pgbouncer: true, relays: true, progress, signal })
   const startedAt = new Date().toISOString()
   const samples: Sample[] = []
   try {
@@ -123,7 +124,7 @@ async function bench(options: BenchOptions, stamp: string): Promise<number> {
           versions: stack.versions,
           notes: stack.notes,
           target: { workload: HEADLINE_WORKLOAD, vsPgbouncer: TARGET_VS_PGBOUNCER },
-          variants: VARIANTS,
+          variants,
           paths: paths.map(({ id, label, kind, variant, endpoint }) => ({ id, label, kind, variant: variant?.id, port: endpoint.port })),
           workloads: workloads.map((workload) => ({ ...workload, command: context.commands[workload.id] })),
           samples,
@@ -171,6 +172,8 @@ async function masking(options: BenchOptions): Promise<number> {
   return 0
 }
 
+const VARIANT_IDS = VARIANTS.map((variant) => variant.id)
+
 async function main(): Promise<number> {
   let options: BenchOptions
   // `--masking`: only the masking workload.
@@ -180,14 +183,15 @@ async function main(): Promise<number> {
     options = parseBenchArgs(
       args.filter((arg) => arg !== '--masking'),
       WORKLOAD_IDS,
+      VARIANT_IDS,
     )
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    process.stderr.write(`${error.message}\n\n${usage(WORKLOAD_IDS)}\n`)
+    process.stderr.write(`${error.message}\n\n${usage(WORKLOAD_IDS, VARIANT_IDS)}\n`)
     return 2
   }
   if (options.help) {
-    process.stdout.write(`${usage(WORKLOAD_IDS)}\n`)
+    process.stdout.write(`${usage(WORKLOAD_IDS, VARIANT_IDS)}\n`)
     return 0
   }
   installSignalHandlers()

@@ -125,6 +125,8 @@ const TEXT_DIGIT_RUN = 9
 /** Digits in a run that raise the card detector in a number. */
 const NUMBER_DIGIT_RUN = 13
 const NEVER = Number.MAX_SAFE_INTEGER
+/** Column plans a masker keeps for reuse (one per distinct result description). */
+const MAX_PLANS = 256
 const BACKSLASH = 0x5c
 const NEWLINE = 0x0a
 const RETURN = 0x0d
@@ -201,6 +203,8 @@ class DefaultMasker implements Masker {
   private flags = new Int32Array(64)
   private readonly carry: Carry = { window: 0, length: 0 }
   private readonly anonymous = new Map<number, Plan<ColumnField>>()
+  /** Plans that keep the description as it is, by the columns' names, types and formats (see {@link columns}). */
+  private readonly plans = new Map<string, Plan<ColumnField>>()
   /** COPY formats as parsed, by the object the caller passes for each COPY. */
   private readonly dialects = new WeakMap<CopyFormat, CopyDialect>()
   private counts = emptyCounts()
@@ -270,6 +274,12 @@ class DefaultMasker implements Masker {
   }
 
   columns<F extends ColumnField>(fields: readonly F[]): ColumnPlan<F> {
+    // A result's description usually repeats (every run of the same query): plans that send the
+    // description unchanged depend on names, types and formats only, so they are kept and reused.
+    let key = ''
+    for (const field of fields) key += `${field.name.length}:${field.name}/${field.typeOid}/${field.format ?? 0}/`
+    const known = this.plans.get(key)
+    if (known !== undefined) return known as Plan<F>
     let changed = false
     const internal: Column[] = []
     const ruled: boolean[] = []
@@ -283,7 +293,12 @@ class DefaultMasker implements Masker {
       if (column.rule === undefined) return { ...field, name }
       return { ...field, name, typeOid: TEXT_OID, typeSize: -1, typeModifier: -1, format: 0 }
     })
-    return new Plan(this, fields.length, changed ? described : undefined, ruled, internal)
+    const plan = new Plan(this, fields.length, changed ? described : undefined, ruled, internal)
+    if (!changed) {
+      if (this.plans.size >= MAX_PLANS) this.plans.delete(this.plans.keys().next().value!)
+      this.plans.set(key, plan as Plan<ColumnField>)
+    }
+    return plan
   }
 
   row(values: readonly (Buffer | null)[], plan: ColumnPlan): (Buffer | null)[] | undefined {

@@ -23,3 +23,11 @@ it('rejects unknown workloads, flags and bad numbers', () => {
   expect(() => parseBenchArgs(['--rounds', '2.5'], workloads)).toThrow(UsageError)
   expect(() => parseBenchArgs(['--duration'], workloads)).toThrow(UsageError)
 })
+
+it('picks policy variants with --variant, and rejects an unknown one', () => {
+  const variants = ['default', 'no-audit', 'guardrails']
+  expect(parseBenchArgs([], workloads, variants).variants).toBeUndefined()
+  expect(parseBenchArgs(['--variant', 'no-audit,default', '--variant=no-audit', '--profile'], workloads, variants)).toMatchObject({ variants: ['no-audit', 'default'], profile: true })
+  expect(() => parseBenchArgs(['--variant', 'read-only'], workloads, variants)).toThrow(/unknown variant "read-only" \(expected one of: default, no-audit, guardrails\)/)
+  expect(() => parseBenchArgs(['--variant'], workloads, variants)).toThrow(UsageError)
+})

@@ -365,3 +365,36 @@ describe('COPY lines with nothing to unescape (read in place)', () => {
 function copyWidth(line: Buffer, format: { format: 'text' | 'csv'; delimiter?: string }): number {
   return line.toString().replace(/\r?\n$/, '').split(format.delimiter ?? (format.format === 'csv' ? ',' : '\t')).length
 }
+
+describe('column plans', () => {
+  const secret = 'S3cret-Upstream-Pw'
+  const masker = createMasker({ columns: [{ match: ['ssn'], strategy: 'redact' }] }, { secrets: [secret] })
+
+  it('reuses the plan of a description seen before, and tells apart names, types and formats', () => {
+    const first = masker.columns([{ name: 'id', typeOid: INT4 }, { name: 'note', typeOid: TEXT }])
+    expect(masker.columns([{ name: 'id', typeOid: INT4 }, { name: 'note', typeOid: TEXT, format: 0 }])).toBe(first)
+    for (const other of [
+      [{ name: 'id', typeOid: INT8 }, { name: 'note', typeOid: TEXT }],
+      [{ name: 'id', typeOid: INT4 }, { name: 'note', typeOid: TEXT, format: 1 }],
+      [{ name: 'id', typeOid: INT4 }, { name: 'notes', typeOid: TEXT }],
+      [{ name: 'id', typeOid: INT4 }],
+      // Separators inside a name do not make two descriptions one.
+      [{ name: `id/23/0/4:note`, typeOid: TEXT }],
+      [{ name: `id\u000023\u00000\u0000note`, typeOid: TEXT }],
+    ]) {
+      expect(masker.columns(other)).not.toBe(first)
+    }
+    // A number column keeps its number profile after reuse: a digit run in it is no phone number.
+    expect(masker.row(cells('415555267112', 'x'), first)).toBeUndefined()
+  })
+
+  it('builds a rewritten description every time: a masked name is counted, a ruled column retyped, for each result', () => {
+    for (let i = 0; i < 2; i++) {
+      const named = masker.columns([{ name: secret, typeOid: TEXT }])
+      expect(named.fields?.[0]?.name).toBe(CANARY_LABEL)
+      const ruled = masker.columns([{ name: 'ssn', typeOid: INT8 }])
+      expect(ruled.fields?.[0]?.typeOid).toBe(TEXT_OID)
+      expect(masker.takeCounts().detectors).toEqual({ canary: 1 })
+    }
+  })
+})
