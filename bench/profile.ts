@@ -19,7 +19,8 @@ export const PROFILES_DIR = join(REPO, 'bench', 'results', 'profiles')
 export interface ProfileRun {
   workload: Workload
   sample: Sample
-  profiles: { role: 'gateway' | 'cli'; file: string; summary: ProfileSummary }[]
+  /** Per process: its main thread's profile, summarised, and the profiles of its other threads (the audit writer, a module loader). */
+  profiles: { role: 'gateway' | 'cli'; file: string; others: string[]; summary: ProfileSummary }[]
 }
 
 const nowUs = (): number => Number(process.hrtime.bigint() / 1000n)
@@ -56,20 +57,22 @@ export async function runProfile(options: BenchOptions, stamp: string, progress:
     await stack.stop()
   }
   const profiles = (['gateway', 'cli'] as const).map((role) => {
-    const file = largestProfile(dirs[role])
+    const files = profilesIn(dirs[role])
+    const file = files[0]!
     const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile
-    return { role, file, summary: summarizeCpuProfile(profile, { top: 15, root: REPO, window }) }
+    return { role, file, others: files.slice(1), summary: summarizeCpuProfile(profile, { top: 15, root: REPO, window }) }
   })
   return { workload, sample, profiles }
 }
 
-/** The largest profile in `dir`: the main thread's (the threads beside it sample mostly idle time). */
-function largestProfile(dir: string): string {
+/** The profiles in `dir`, largest first: the main thread's (the threads beside it sample mostly idle time), then the others. */
+function profilesIn(dir: string): string[] {
   const files = readdirSync(dir)
     .filter((name) => name.endsWith('.cpuprofile'))
-    .map((name) => join(dir, name))
+    .map((name) => ({ path: join(dir, name), size: statSync(join(dir, name)).size }))
+    .sort((a, b) => b.size - a.size)
   if (files.length === 0) throw new Error(`no CPU profile was written in ${dir}`)
-  return files.reduce((largest, file) => (statSync(file).size > statSync(largest).size ? file : largest))
+  return files.map((file) => file.path)
 }
 
 export function renderProfile(run: ProfileRun): string {
@@ -81,13 +84,14 @@ export function renderProfile(run: ProfileRun): string {
       (sample.ok ? '' : `  ERROR: ${sample.error ?? ''}`),
     '',
   ]
-  for (const { role, file, summary } of run.profiles) {
+  for (const { role, file, others, summary } of run.profiles) {
     const name = role === 'cli' ? 'airlock connect (CLI)' : 'airlock gateway'
     const span = summary.windowed ? 'during the profiled run only' : 'whole process lifetime (the run window was not in the profile)'
     out.push(
       `${name}: ${file}`,
       `  ${span}: ${formatNumber(summary.durationMs)} ms, main thread busy ${formatNumber(summary.busyMs)} ms ` +
         `(${Math.round((1 - summary.idleShare) * 100)}% of samples; "(program)" is native time outside JS: syscalls, libuv, V8 internals)`,
+      ...others.map((other) => `  another thread of it (the audit writer, a module loader): ${other}`),
     )
     out.push(
       renderTable(
