@@ -60,6 +60,14 @@ export function parseBenchArgs(argv: readonly string[], workloads: readonly stri
     if (next === undefined || next.startsWith('--')) throw new UsageError(`${flag} needs a value`)
     return next
   }
+  /** A comma-separated list of ids, each one of `valid`. */
+  const ids = (flag: string, inline: string | undefined, what: string, valid: readonly string[]): string[] => {
+    const listed = value(flag, inline).split(',').map((id) => id.trim()).filter((id) => id !== '')
+    for (const id of listed) {
+      if (!valid.includes(id)) throw new UsageError(`unknown ${what} ${JSON.stringify(id)} (expected one of: ${valid.join(', ')})`)
+    }
+    return listed
+  }
   const positive = (flag: string, text: string, integer: boolean): number => {
     const parsed = Number(text)
     if (!Number.isFinite(parsed) || parsed <= 0 || (integer && !Number.isInteger(parsed))) {
@@ -84,22 +92,12 @@ export function parseBenchArgs(argv: readonly string[], workloads: readonly stri
       case '--profile':
         profile = true
         break
-      case '--only': {
-        const ids = value(flag, inline).split(',').map((id) => id.trim()).filter((id) => id !== '')
-        for (const id of ids) {
-          if (!workloads.includes(id)) throw new UsageError(`unknown workload ${JSON.stringify(id)} (expected one of: ${workloads.join(', ')})`)
-        }
-        only = [...(only ?? []), ...ids]
+      case '--only':
+        only = [...(only ?? []), ...ids(flag, inline, 'workload', workloads)]
         break
-      }
-      case '--variant': {
-        const ids = value(flag, inline).split(',').map((id) => id.trim()).filter((id) => id !== '')
-        for (const id of ids) {
-          if (!variants.includes(id)) throw new UsageError(`unknown variant ${JSON.stringify(id)} (expected one of: ${variants.join(', ')})`)
-        }
-        chosen = [...(chosen ?? []), ...ids]
+      case '--variant':
+        chosen = [...(chosen ?? []), ...ids(flag, inline, 'variant', variants)]
         break
-      }
       case '--help':
       case '-h':
         help = true
