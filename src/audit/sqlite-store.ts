@@ -93,7 +93,7 @@ class SqliteStore implements AuditStore {
   constructor(private readonly db: Database.Database) {
     this.insertRow = db.prepare(
       `INSERT INTO events (chain, seq, time, type, session, identity, user, connection, verdict, record, hash)
-       VALUES (@chain, @seq, @time, @type, @session, @identity, @user, @connection, @verdict, @record, @hash)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (chain, seq) DO NOTHING`,
     )
     this.storedHash = db.prepare('SELECT hash FROM events WHERE chain = ? AND seq = ?').pluck()
@@ -108,7 +108,9 @@ class SqliteStore implements AuditStore {
     this.insertAll = db.transaction((rows: readonly NewRow[]) => {
       const conflicts: { chain: string; seq: number; hash: string }[] = []
       for (const row of rows) {
-        if (this.insertRow.run(row).changes === 0) conflicts.push({ chain: row.chain, seq: row.seq, hash: this.storedHash.get(row.chain, row.seq) as string })
+        // Positional: binding eleven named parameters from an object took about a fifth of an insert's CPU (measured).
+        const { changes } = this.insertRow.run(row.chain, row.seq, row.time, row.type, row.session, row.identity, row.user, row.connection, row.verdict, row.record, row.hash)
+        if (changes === 0) conflicts.push({ chain: row.chain, seq: row.seq, hash: this.storedHash.get(row.chain, row.seq) as string })
       }
       return conflicts
     })
