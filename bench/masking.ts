@@ -10,8 +10,11 @@
  * The client is a minimal raw-protocol reader (it counts bytes and finds ReadyForQuery), so the
  * proxies' cost dominates. Rounds are interleaved with a rotating order; the report gives medians
  * of per-round ratios. The gateway and each CLI are processes of their own, as in production.
+ * Beside time, the report gives the CPU time of the gateway's main thread (the relay, where
+ * masking runs) per run, from /proc/PID/schedstat (nanoseconds).
  */
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { MessageFramer } from '../src/protocols/postgres/framer.js'
@@ -78,20 +81,25 @@ export async function runMaskingBench(options: MaskingBenchOptions): Promise<str
     // Warm-up: JIT the relay and the masker, and the table into shared buffers.
     for (const path of paths) await read(path, WORKLOADS[0].sql)
     const seconds = new Map<string, number[]>()
+    const gatewayCpu = new Map<string, number[]>()
+    const gatewayPid = gateway.process.child.pid
     let resultBytes = 0
     for (let round = 1; round <= options.rounds; round++) {
       for (const [index, workload] of WORKLOADS.entries()) {
         for (const path of rotate(paths, round + index)) {
           if (options.signal?.aborted) throw options.signal.reason
+          const cpuBefore = mainThreadCpu(gatewayPid)
           const run = await read(path, workload.sql)
+          const cpu = mainThreadCpu(gatewayPid) - cpuBefore
           resultBytes = run.bytes
           const key = `${workload.id}|${path.label}`
           seconds.set(key, [...(seconds.get(key) ?? []), run.seconds])
+          gatewayCpu.set(key, [...(gatewayCpu.get(key) ?? []), cpu])
           progress(`masking round ${round}/${options.rounds} ${workload.id.padEnd(6)} ${path.label.padEnd(16)} ${(run.bytes / 1e6 / run.seconds).toFixed(0)} MB/s`)
         }
       }
     }
-    return report(seconds, paths, options.rounds, resultBytes, rows)
+    return report(seconds, gatewayCpu, paths, options.rounds, resultBytes, rows)
   } finally {
     await Promise.all(tunnels.map((spawned) => spawned.stop('SIGINT')))
     await gateway?.stop()
@@ -152,11 +160,22 @@ function until(socket: Socket, framer: MessageFramer, stop: (type: number, body:
   })
 }
 
-function report(seconds: Map<string, number[]>, paths: readonly Path[], rounds: number, bytes: number, rows: number): string {
+/** CPU time of a process's main thread so far, in seconds (/proc/PID/schedstat: on-CPU nanoseconds); NaN without one. */
+function mainThreadCpu(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9
+  } catch {
+    return Number.NaN
+  }
+}
+
+function report(seconds: Map<string, number[]>, gatewayCpu: Map<string, number[]>, paths: readonly Path[], rounds: number, bytes: number, rows: number): string {
   const lines = [
     `Masking: ${(bytes / 1e6).toFixed(0)} MB per run (${rows} rows of text), ${rounds} interleaved rounds; medians of per-round ratios (time ÷ time)`,
+    'gateway CPU: the main thread (relay and masking), ms per run and ns per byte of the result',
     '',
-    `${'workload'.padEnd(8)} ${'path'.padEnd(16)} ${'MB/s'.padStart(6)}  vs unmasked tunnel  vs direct`,
+    `${'workload'.padEnd(8)} ${'path'.padEnd(16)} ${'MB/s'.padStart(6)}  vs unmasked tunnel  vs direct  gateway CPU ms  ns/byte`,
   ]
   for (const workload of WORKLOADS) {
     const of = (label: string): number[] => seconds.get(`${workload.id}|${label}`) ?? []
@@ -167,7 +186,9 @@ function report(seconds: Map<string, number[]>, paths: readonly Path[], rounds: 
         return `${(median(own.map((value, round) => value / baseline[round]!)) ?? Number.NaN).toFixed(2)}×`
       }
       const throughput = bytes / 1e6 / (median(own) ?? Number.NaN)
-      lines.push(`${workload.id.padEnd(8)} ${path.label.padEnd(16)} ${throughput.toFixed(0).padStart(6)}  ${ratio('tunnel unmasked').padStart(18)}  ${ratio('direct').padStart(9)}`)
+      const cpu = path.password === undefined ? undefined : median(gatewayCpu.get(`${workload.id}|${path.label}`) ?? [])
+      const cpuColumns = cpu === undefined ? '' : `  ${(cpu * 1000).toFixed(0).padStart(13)}  ${((cpu * 1e9) / bytes).toFixed(2).padStart(7)}`
+      lines.push(`${workload.id.padEnd(8)} ${path.label.padEnd(16)} ${throughput.toFixed(0).padStart(6)}  ${ratio('tunnel unmasked').padStart(18)}  ${ratio('direct').padStart(9)}${cpuColumns}`)
     }
   }
   lines.push('', 'time ratios: 1.15× against the unmasked tunnel is the target for `tunnel masking` (masking costs ≤ 15%)', '')

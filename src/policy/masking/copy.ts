@@ -73,6 +73,18 @@ export function parseCopyLine(line: Buffer, dialect: CopyDialect): CopyLine | un
 function parseText(body: Buffer, ending: Buffer, dialect: CopyDialect): CopyLine {
   const values: (Buffer | null)[] = []
   const raw: Buffer[] = []
+  if (!body.includes(BACKSLASH)) {
+    // Nothing escaped: the fields are what lies between delimiters (found by memchr, not a loop here).
+    for (let start = 0; ; ) {
+      let stop = body.indexOf(dialect.delimiter, start)
+      if (stop < 0) stop = body.length
+      const field = body.subarray(start, stop)
+      raw.push(field)
+      values.push(field.equals(dialect.null) ? null : field)
+      if (stop >= body.length) return { values, raw, ending }
+      start = stop + 1
+    }
+  }
   let start = 0
   let escaped = false
   for (let i = 0; i <= body.length; i++) {
@@ -144,24 +156,32 @@ function parseCsv(body: Buffer, ending: Buffer, dialect: CopyDialect): CopyLine 
     const start = i
     let value: Buffer | null
     if (i < body.length && body[i] === dialect.quote) {
-      const bytes: number[] = []
+      const pieces: Buffer[] = []
       i++
       for (;;) {
-        if (i >= body.length) return undefined
+        // Up to the next quote or escape byte in one piece (memchr), then that byte.
+        let next = body.indexOf(dialect.quote, i)
+        if (dialect.escape !== dialect.quote) {
+          const escape = body.indexOf(dialect.escape, i)
+          if (escape >= 0 && (next < 0 || escape < next)) next = escape
+        }
+        if (next < 0) return undefined
+        if (next > i) pieces.push(body.subarray(i, next))
+        i = next
         const byte = body[i]!
         if (byte === dialect.escape && i + 1 < body.length && (body[i + 1] === dialect.quote || body[i + 1] === dialect.escape) && (byte !== dialect.quote || body[i + 1] === dialect.quote)) {
-          bytes.push(body[i + 1]!)
+          pieces.push(body.subarray(i + 1, i + 2))
           i += 2
         } else if (byte === dialect.quote) {
           i++
           break
         } else {
-          bytes.push(byte)
+          pieces.push(body.subarray(i, i + 1))
           i++
         }
       }
       if (i < body.length && body[i] !== dialect.delimiter) return undefined
-      value = Buffer.from(bytes)
+      value = Buffer.concat(pieces)
     } else {
       while (i < body.length && body[i] !== dialect.delimiter) i++
       const field = body.subarray(start, i)
@@ -175,31 +195,44 @@ function parseCsv(body: Buffer, ending: Buffer, dialect: CopyDialect): CopyLine 
   return { values, raw, ending }
 }
 
+/** Text format: the letter after a backslash for each byte that must be escaped (0: written as it is). */
+const TEXT_ESCAPES = new Uint8Array(256)
+TEXT_ESCAPES[BACKSLASH] = BACKSLASH
+TEXT_ESCAPES[NEWLINE] = 0x6e
+TEXT_ESCAPES[RETURN] = 0x72
+TEXT_ESCAPES[0x09] = 0x74
+TEXT_ESCAPES[0x08] = 0x62
+TEXT_ESCAPES[0x0c] = 0x66
+TEXT_ESCAPES[0x0b] = 0x76
+const TEXT_SPECIALS = [...TEXT_ESCAPES.keys()].filter((byte) => TEXT_ESCAPES[byte] !== 0)
+
 /** A field value written back: escaped (text) or quoted (csv); null as the NULL spelling. */
 export function writeCopyField(value: Buffer | null, dialect: CopyDialect): Buffer {
   if (value === null) return dialect.null
-  const out: number[] = []
+  // The common case, nothing to escape, found by memchr rather than a loop here.
   if (dialect.csv) {
-    out.push(dialect.quote)
+    if (!value.includes(dialect.quote) && !value.includes(dialect.escape)) return Buffer.concat([Buffer.of(dialect.quote), value, Buffer.of(dialect.quote)])
+  } else if (!value.includes(dialect.delimiter) && !TEXT_SPECIALS.some((byte) => value.includes(byte))) {
+    return value
+  }
+  // At most two bytes out per byte in, and the quotes.
+  const out = Buffer.allocUnsafe(value.length * 2 + 2)
+  let at = 0
+  if (dialect.csv) {
+    out[at++] = dialect.quote
     for (const byte of value) {
-      if (byte === dialect.quote || byte === dialect.escape) out.push(dialect.escape)
-      out.push(byte)
+      if (byte === dialect.quote || byte === dialect.escape) out[at++] = dialect.escape
+      out[at++] = byte
     }
-    out.push(dialect.quote)
+    out[at++] = dialect.quote
   } else {
     for (const byte of value) {
-      if (byte === BACKSLASH) out.push(BACKSLASH, BACKSLASH)
-      else if (byte === NEWLINE) out.push(BACKSLASH, 0x6e)
-      else if (byte === RETURN) out.push(BACKSLASH, 0x72)
-      else if (byte === 0x09) out.push(BACKSLASH, 0x74)
-      else if (byte === 0x08) out.push(BACKSLASH, 0x62)
-      else if (byte === 0x0c) out.push(BACKSLASH, 0x66)
-      else if (byte === 0x0b) out.push(BACKSLASH, 0x76)
-      else if (byte === dialect.delimiter) out.push(BACKSLASH, byte)
-      else out.push(byte)
+      const escape = TEXT_ESCAPES[byte] !== 0 ? TEXT_ESCAPES[byte]! : byte === dialect.delimiter ? byte : 0
+      if (escape !== 0) out[at++] = BACKSLASH
+      out[at++] = escape !== 0 ? escape : byte
     }
   }
-  return Buffer.from(out)
+  return out.subarray(0, at)
 }
 
 /** The line with `changed` fields (index → new value) written back and the others as they were. */

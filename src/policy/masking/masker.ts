@@ -43,6 +43,8 @@ export interface MaskerOptions {
   readonly secrets?: readonly string[]
   /** The top-level `masking.hashKey`; required when a rule or custom detector uses `hash`. */
   readonly hashKey?: Buffer | string
+  /** Scan in C when the addon is built (default); false keeps every scan in JavaScript (tests, comparisons). */
+  readonly native?: boolean
 }
 
 /** A result column as RowDescription describes it (PostgreSQL's FieldDescription fits). */
@@ -159,13 +161,18 @@ interface Column {
 }
 
 class Plan<F extends ColumnField> implements ColumnPlan<F> {
+  /** Some column is under a rule. */
+  readonly anyRuled: boolean
+
   constructor(
     readonly owner: DefaultMasker,
     readonly width: number,
     readonly fields: readonly F[] | undefined,
     readonly ruled: readonly boolean[],
     readonly internal: readonly Column[],
-  ) {}
+  ) {
+    this.anyRuled = ruled.includes(true)
+  }
 }
 
 /** One finding in a cell, after overlaps are merged. */
@@ -266,7 +273,7 @@ class DefaultMasker implements Masker {
       if (anchor === undefined) always |= CUSTOM
       else anchors.push([anchor, CUSTOM])
     }
-    this.prefilter = Prefilter.for({ atSign: this.bitsWith('at-sign'), percent: canary === undefined ? 0 : CANARY, across: CANARY, anchors })
+    this.prefilter = Prefilter.for({ atSign: this.bitsWith('at-sign'), percent: canary === undefined ? 0 : CANARY, across: CANARY, anchors }, options.native ?? true)
     this.always = always
     this.textDigits = this.bitsWith('digits')
     this.numberDigits = this.bitsOf(['credit-card'])
@@ -312,6 +319,7 @@ class DefaultMasker implements Masker {
     if (carry !== undefined) carry.length = 0
     let raised = 0
     let ruled = false
+    let first = true
     for (let i = 0; i < values.length; i++) {
       const value = values[i]!
       if (value === null) {
@@ -319,7 +327,8 @@ class DefaultMasker implements Masker {
         continue
       }
       const column = columns[i]!
-      const cell = column.always | (prefilter.scan(value, 0, value.length, column.digitLimit, column.digitFlags, carry) & column.mask)
+      const cell = column.always | (prefilter.scanCell(value, column.digitLimit, column.digitFlags, carry, first) & column.mask)
+      first = false
       flags[i] = cell
       raised |= cell
       if (column.rule !== undefined) ruled = true
@@ -336,6 +345,14 @@ class DefaultMasker implements Masker {
     if (this.flags.length < count) this.flags = new Int32Array(count * 2)
     const flags = this.flags
     const prefilter = this.prefilter
+    // In C when built: one call for the whole row, nothing allocated.
+    const native = prefilter.dataRow(body, columns, this.canary !== undefined)
+    if (native !== undefined) {
+      if (native === -1) throw malformed()
+      if (native === 0 && !(plan as Plan<ColumnField>).anyRuled) return undefined
+      prefilter.cellFlags(count, flags)
+      return this.maskRow(valuesOf(body, count), columns, flags)
+    }
     const carry = this.canary === undefined ? undefined : this.carry
     if (carry !== undefined) carry.length = 0
     let raised = 0
@@ -359,15 +376,7 @@ class DefaultMasker implements Masker {
     }
     if (offset !== body.length) throw malformed()
     if (raised === 0 && !ruled) return undefined
-    const values: (Buffer | null)[] = new Array(count)
-    offset = 2
-    for (let i = 0; i < count; i++) {
-      const length = body.readInt32BE(offset)
-      offset += 4
-      values[i] = length === -1 ? null : body.subarray(offset, offset + length)
-      if (length > 0) offset += length
-    }
-    return this.maskRow(values, columns, flags)
+    return this.maskRow(valuesOf(body, count), columns, flags)
   }
 
   text(value: string): string | undefined {
@@ -439,6 +448,9 @@ class DefaultMasker implements Masker {
     if (end > 0 && line[end - 1] === NEWLINE) end--
     if (dialect.csv && end > 0 && line[end - 1] === RETURN) end--
     const prefilter = this.prefilter
+    const nullBytes = dialect.null
+    const native = prefilter.copyLine(line, end, dialect.delimiter, nullBytes, column, this.canary !== undefined)
+    if (native !== undefined) return native === 0
     const carry = this.canary === undefined ? undefined : this.carry
     if (carry !== undefined) carry.length = 0
     for (let start = 0; start <= end; ) {
@@ -502,7 +514,7 @@ class DefaultMasker implements Masker {
   /** Findings (start, end, source triples) in one text value. */
   private findSingle(bytes: Buffer): number[] {
     const column = this.textColumn
-    const flags = column.always | this.prefilter.scan(bytes, 0, bytes.length, column.digitLimit, column.digitFlags)
+    const flags = column.always | this.prefilter.scanValue(bytes, 0, bytes.length, column.digitLimit, column.digitFlags)
     const found: number[] = []
     if (flags === 0) return found
     if ((flags & CANARY) !== 0) this.canary?.find(bytes, (start, end) => found.push(start, end, CANARY_SOURCE))
@@ -670,6 +682,19 @@ class DefaultMasker implements Masker {
       holdLines: this.custom.length > 0,
     }
   }
+}
+
+/** The values of a well-formed DataRow body, as subarrays of it. */
+function valuesOf(body: Buffer, count: number): (Buffer | null)[] {
+  const values: (Buffer | null)[] = new Array(count)
+  let offset = 2
+  for (let i = 0; i < count; i++) {
+    const length = body.readInt32BE(offset)
+    offset += 4
+    values[i] = length === -1 ? null : body.subarray(offset, offset + length)
+    if (length > 0) offset += length
+  }
+  return values
 }
 
 function malformed(): AirlockError {

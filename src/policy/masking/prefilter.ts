@@ -11,7 +11,13 @@
  *
  * Windows across the boundary between two cells of a row are checked from the last three bytes
  * carried over, so a canary form split over columns still shows its anchor.
+ *
+ * The same scan runs in C when the addon is built (see native.ts): whole DataRow bodies and COPY
+ * lines go there in one call each. The JavaScript here is the reference the C code is tested
+ * against, and what runs without the addon.
  */
+import { type NativeScanner, nativePrefilter } from './native.js'
+
 
 const enum Block {
   /** The block ends a 4-byte anchor (in some ASCII case). */
@@ -32,10 +38,13 @@ const SLOT_BITS = 16
 const FOLD = new Uint8Array(256)
 /** Per byte: 1 digit, 2 separator, 0 other. */
 const DIGIT_CLASS = new Uint8Array(256)
+/** Per byte: 1 for a lower-case ASCII letter or `_`, which no digit detector's finding may touch. */
+const GLUE = new Uint8Array(256)
 for (let code = 0; code < 256; code++) {
   FOLD[code] = code >= 0x41 && code <= 0x5a ? code | 0x20 : code
   if (code >= 0x30 && code <= 0x39) DIGIT_CLASS[code] = 1
   else if (SEPARATORS.includes(String.fromCharCode(code))) DIGIT_CLASS[code] = 2
+  if ((code >= 0x61 && code <= 0x7a) || code === 0x5f) GLUE[code] = 1
 }
 
 /** The case-folded 4-byte window as an Int32 (how anchors are keyed). */
@@ -75,6 +84,23 @@ export interface PrefilterSpec {
 /** Built prefilters by spec: the tables are 128 KiB, so sessions with the same policy share them. */
 const BUILT = new Map<string, Prefilter>()
 const MAX_BUILT = 32
+/** The most columns a PostgreSQL result can have: the native scanner's io holds a spec and flags for each. */
+const MAX_COLUMNS = 1664
+const SPEC_WIDTH = 4
+/** A digit limit that is never reached (the C code reads 32-bit integers). */
+const NO_LIMIT = 0x7fffffff
+/** Values shorter than this are scanned in JavaScript: a call into C costs about as much. */
+const NATIVE_MIN_BYTES = 64
+
+/** How the cells of one column are scanned (the masker's columns are such specs). */
+export interface ColumnSpec {
+  /** Flags this column keeps of what the scan raises. */
+  readonly mask: number
+  readonly digitLimit: number
+  readonly digitFlags: number
+  /** Flags raised whatever the bytes. */
+  readonly always: number
+}
 
 export class Prefilter {
   /**
@@ -90,8 +116,13 @@ export class Prefilter {
   private readonly atSign: number
   private readonly percent: number
   private readonly across: number
+  /** The C scanner over the same tables, and the array it shares with this side. */
+  private readonly scanner: NativeScanner | undefined
+  private readonly io: Int32Array | undefined
+  /** The column specs last written to io (sessions sharing this prefilter take turns). */
+  private written: readonly ColumnSpec[] | undefined
 
-  private constructor(spec: PrefilterSpec) {
+  private constructor(spec: PrefilterSpec, native: boolean) {
     this.atSign = spec.atSign
     this.percent = spec.percent
     this.across = spec.across
@@ -103,14 +134,20 @@ export class Prefilter {
       if (spec.percent !== 0) this.mark(0x25, other, Block.Percent, true)
     }
     for (const [gram, flags] of spec.anchors) this.add(gram, flags)
+    if (native && nativePrefilter !== undefined) {
+      const keys = Int32Array.from(this.anchors.keys())
+      const flags = Int32Array.from(this.anchors.values())
+      this.io = new Int32Array(MAX_COLUMNS * (SPEC_WIDTH + 1) + 1)
+      this.scanner = nativePrefilter.create(this.withDigits, this.withoutDigits, this.slots, keys, flags, Int32Array.of(this.atSign, this.percent, this.across), this.io)
+    }
   }
 
-  /** The prefilter for `spec`, built once and shared. */
-  static for(spec: PrefilterSpec): Prefilter {
-    const key = JSON.stringify([spec.atSign, spec.percent, spec.across, [...spec.anchors].sort()])
+  /** The prefilter for `spec`, built once and shared; `native: false` keeps every scan in JavaScript. */
+  static for(spec: PrefilterSpec, native = true): Prefilter {
+    const key = JSON.stringify([spec.atSign, spec.percent, spec.across, [...spec.anchors].sort(), native])
     let built = BUILT.get(key)
     if (built === undefined) {
-      built = new Prefilter(spec)
+      built = new Prefilter(spec, native)
       if (BUILT.size >= MAX_BUILT) BUILT.delete(BUILT.keys().next().value!)
       BUILT.set(key, built)
     }
@@ -156,6 +193,67 @@ export class Prefilter {
     }
     if (carry !== undefined) advance(carry, bytes, from, to)
     return flags
+  }
+
+  /** Whether scans run in C. */
+  get native(): boolean {
+    return this.scanner !== undefined
+  }
+
+  /** {@link scan} of one value without carry: in C when the value is long enough to pay for the call. */
+  scanValue(bytes: Uint8Array, from: number, to: number, digitLimit: number, digitFlags: number): number {
+    if (this.scanner === undefined || to - from < NATIVE_MIN_BYTES) return this.scan(bytes, from, to, digitLimit, digitFlags)
+    return nativePrefilter!.scan(this.scanner, bytes, from, to, Math.min(digitLimit, NO_LIMIT), digitFlags, 0)
+  }
+
+  /**
+   * {@link scan} of one cell of a row, with carry across cells when `carry` is given (`first`
+   * starts a row): in C when built (the carry is kept there), else in JavaScript.
+   */
+  scanCell(bytes: Uint8Array, digitLimit: number, digitFlags: number, carry: Carry | undefined, first: boolean): number {
+    if (this.scanner === undefined) return this.scan(bytes, 0, bytes.length, digitLimit, digitFlags, carry)
+    return nativePrefilter!.scan(this.scanner, bytes, 0, bytes.length, Math.min(digitLimit, NO_LIMIT), digitFlags, carry === undefined ? 0 : first ? 2 : 1)
+  }
+
+  /**
+   * The cells of a DataRow body (Int16 count, then per value an Int32 length, -1 for NULL, and the
+   * bytes), each scanned under its column's spec, with carry across cells when `carry`: the flags of
+   * all cells together (read each cell's with {@link cellFlags}); -1 when the body does not hold the
+   * values it announces; undefined when only {@link scan} can do it (no addon, or a count that does
+   * not match `columns`).
+   */
+  dataRow(body: Uint8Array, columns: readonly ColumnSpec[], carry: boolean): number | undefined {
+    const io = this.io
+    if (this.scanner === undefined || io === undefined || columns.length > MAX_COLUMNS) return undefined
+    if (this.written !== columns) {
+      columns.forEach((column, i) => {
+        const at = i * SPEC_WIDTH
+        io[at] = column.mask
+        io[at + 1] = Math.min(column.digitLimit, NO_LIMIT)
+        io[at + 2] = column.digitFlags
+        io[at + 3] = column.always
+      })
+      io[io.length - 1] = columns.length
+      this.written = columns
+    }
+    const raised = nativePrefilter!.dataRow(this.scanner, body, carry)
+    return raised === -2 ? undefined : raised
+  }
+
+  /** Each cell's flags from the last {@link dataRow}, into `out`. */
+  cellFlags(count: number, out: Int32Array): void {
+    const from = count * SPEC_WIDTH
+    out.set(this.io!.subarray(from, from + count))
+  }
+
+  /**
+   * The fields of a COPY line with nothing to unescape, bytes [0, end) split at `delimiter`, each
+   * scanned in place under `column` (a field equal to `nullBytes` skipped): the masked flags of the
+   * first field that raises any, or 0; undefined without the addon.
+   */
+  copyLine(line: Uint8Array, end: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean): number | undefined {
+    if (this.scanner === undefined) return undefined
+    return nativePrefilter!.copyLine(this.scanner, line, end, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
   }
 
   /** Makes the 4-byte case-folded `gram` raise `flags`. */
@@ -218,25 +316,32 @@ function advance(carry: Carry, bytes: Uint8Array, from: number, to: number): voi
  * Counts the run of digits and separators around offset `at` (within [from, to)): -1 when it
  * holds `limit` digits with at most {@link MAX_GAP} separators between any two (and is not a date),
  * else the offset where the run ends.
+ *
+ * Digits glued to a lower-case letter or `_` (`ref 5d41402abc`, `id_123456789`) are not counted:
+ * every digit detector needs a boundary there (phone, card and SSN a non-word byte, an IBAN upper
+ * case), so a group of digits touching one cannot start or end a finding.
  */
 function digitRunEnd(bytes: Uint8Array, from: number, to: number, at: number, limit: number): number {
   let start = at
   while (start > from && DIGIT_CLASS[bytes[start - 1]!] !== 0) start--
+  let end = at
+  while (end < to && DIGIT_CLASS[bytes[end]!] !== 0) end++
+  let first = start
+  if (start > from && GLUE[bytes[start - 1]!] === 1) while (first < end && DIGIT_CLASS[bytes[first]!] === 1) first++
+  let last = end
+  if (end < to && GLUE[bytes[end]!] === 1) while (last > first && DIGIT_CLASS[bytes[last - 1]!] === 1) last--
   let run = 0
   let most = 0
   let gap = 0
-  let j = start
-  for (; j < to; j++) {
-    const kind = DIGIT_CLASS[bytes[j]!]!
-    if (kind === 0) break
-    if (kind === 1) {
+  for (let j = first; j < last; j++) {
+    if (DIGIT_CLASS[bytes[j]!] === 1) {
       gap = 0
       if (++run > most) most = run
     } else if (++gap > MAX_GAP) {
       run = 0
     }
   }
-  return most >= limit && !isDateTime(bytes, start, j) ? -1 : j
+  return most >= limit && !isDateTime(bytes, start, end) ? -1 : end
 }
 
 /**
