@@ -108,6 +108,12 @@ export interface Masker {
    * are anonymous: detectors and canary apply, column rules cannot.
    */
   copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan): Buffer | undefined
+  /**
+   * The bytes the next bodies come from (one read from the server): consecutive DataRow and
+   * CopyData messages in it are then scanned in one call into C for the lot, not one per message.
+   * Optional: bodies from elsewhere are scanned one by one, with the same result.
+   */
+  read(chunk: Buffer): void
   /** A streaming masker for command output (see {@link MaskingStream}). */
   stream(options?: MaskingStreamOptions): MaskingStream
   /** The counts since the previous call, and a fresh start. */
@@ -127,6 +133,10 @@ const TEXT_DIGIT_RUN = 9
 /** Digits in a run that raise the card detector in a number. */
 const NUMBER_DIGIT_RUN = 13
 const NEVER = Number.MAX_SAFE_INTEGER
+/** Messages of one read scanned per call into C (the results are kept until they are asked for). */
+const BATCH = 512
+/** Type byte + Int32 length before a message body. */
+const HEADER = 5
 /** Column plans a masker keeps for reuse (one per distinct result description). */
 const MAX_PLANS = 256
 const BACKSLASH = 0x5c
@@ -215,6 +225,11 @@ class DefaultMasker implements Masker {
   /** COPY formats as parsed, by the object the caller passes for each COPY. */
   private readonly dialects = new WeakMap<CopyFormat, CopyDialect>()
   private counts = emptyCounts()
+  /**
+   * Results of one call into C over the messages of the current read: for the `count` messages
+   * from the one at `next`, in order; `key` is what they were scanned under (columns or a dialect).
+   */
+  private readonly batch = { chunk: undefined as Buffer | undefined, key: undefined as unknown, next: -1, index: 0, count: 0, out: new Int32Array(BATCH) }
 
   constructor(config: MaskingConfig, options: MaskerOptions) {
     const enabled = config.detectors ?? DETECTORS
@@ -345,11 +360,15 @@ class DefaultMasker implements Masker {
     if (this.flags.length < count) this.flags = new Int32Array(count * 2)
     const flags = this.flags
     const prefilter = this.prefilter
-    // In C when built: one call for the whole row, nothing allocated.
-    const native = prefilter.dataRow(body, columns, this.canary !== undefined)
+    // In C when built: one call for the rows of a read (or for this row), nothing allocated.
+    const carried = this.canary !== undefined
+    const batched = this.fromBatch(body, columns, (chunk, start, out) => prefilter.dataRows(chunk, start, columns, carried, out))
+    const native = batched ?? prefilter.dataRow(body, columns, carried)
     if (native !== undefined) {
       if (native === -1) throw malformed()
       if (native === 0 && !(plan as Plan<ColumnField>).anyRuled) return undefined
+      // Each cell's flags: a batch keeps only the row's, so this row is scanned again alone.
+      if (batched !== undefined) prefilter.dataRow(body, columns, carried)
       prefilter.cellFlags(count, flags)
       return this.maskRow(valuesOf(body, count), columns, flags)
     }
@@ -403,7 +422,12 @@ class DefaultMasker implements Masker {
       dialect = dialectOf(format)
       this.dialects.set(format, dialect)
     }
-    if (plan === undefined && this.cleanCopyLine(line, dialect)) return undefined
+    if (plan === undefined) {
+      // -1: something to unescape; undefined: not in a batch.
+      const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, dialect, (chunk, start, out) => this.copyLines(chunk, start, dialect, out))
+      if (batched === 0) return undefined
+      if (batched === undefined && this.cleanCopyLine(line, dialect)) return undefined
+    }
     const parsed = parseCopyLine(line, dialect)
     if (parsed === undefined) {
       // Not well-formed: mask the line as one text, in place (labels need no quoting).
@@ -424,6 +448,13 @@ class DefaultMasker implements Masker {
 
   stream(options?: MaskingStreamOptions): MaskingStream {
     return createMaskingStream(this.streamContext(), options)
+  }
+
+  read(chunk: Buffer): void {
+    const batch = this.batch
+    batch.chunk = this.prefilter.native ? chunk : undefined
+    batch.count = 0
+    batch.next = -1
   }
 
   takeCounts(): MaskCounts {
@@ -462,6 +493,36 @@ class DefaultMasker implements Masker {
       start = stop + 1
     }
     return true
+  }
+
+  /**
+   * The flags of the message whose body is `body`, from a batch over the current read: the one
+   * kept, or a new one from this message on (`scan` fills `out`, returns the count). Undefined
+   * when `body` is not a whole message inside the read, or the batch cannot start there.
+   */
+  private fromBatch(body: Buffer, key: unknown, scan: (chunk: Buffer, start: number, out: Int32Array) => number | undefined): number | undefined {
+    const batch = this.batch
+    const chunk = batch.chunk
+    if (chunk === undefined || body.buffer !== chunk.buffer) return undefined
+    const at = body.byteOffset - HEADER - chunk.byteOffset
+    if (at < 0 || at + HEADER + body.length > chunk.length) return undefined
+    if (at !== batch.next || batch.index >= batch.count || batch.key !== key) {
+      batch.count = scan(chunk, at, batch.out) ?? 0
+      batch.index = 0
+      batch.key = key
+      if (batch.count === 0) {
+        batch.next = -1
+        return undefined
+      }
+    }
+    batch.next = at + HEADER + body.length
+    return batch.out[batch.index++]
+  }
+
+  /** Prefilter.copyLines under the anonymous text column of a COPY without a plan. */
+  private copyLines(chunk: Buffer, start: number, dialect: CopyDialect, out: Int32Array): number | undefined {
+    const column = this.textColumn
+    return this.prefilter.copyLines(chunk, start, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, column, this.canary !== undefined, out)
   }
 
   private bitsOf(names: readonly DetectorName[]): number {

@@ -223,21 +223,47 @@ export class Prefilter {
    * not match `columns`).
    */
   dataRow(body: Uint8Array, columns: readonly ColumnSpec[], carry: boolean): number | undefined {
-    const io = this.io
-    if (this.scanner === undefined || io === undefined || columns.length > MAX_COLUMNS) return undefined
-    if (this.written !== columns) {
-      columns.forEach((column, i) => {
-        const at = i * SPEC_WIDTH
-        io[at] = column.mask
-        io[at + 1] = Math.min(column.digitLimit, NO_LIMIT)
-        io[at + 2] = column.digitFlags
-        io[at + 3] = column.always
-      })
-      io[io.length - 1] = columns.length
-      this.written = columns
-    }
+    if (this.scanner === undefined || !this.writeSpecs(columns)) return undefined
     const raised = nativePrefilter!.dataRow(this.scanner, body, carry)
     return raised === -2 ? undefined : raised
+  }
+
+  /** The column specs into io for the C scanner, unless there already; false when they do not fit. */
+  private writeSpecs(columns: readonly ColumnSpec[]): boolean {
+    const io = this.io
+    if (io === undefined || columns.length > MAX_COLUMNS) return false
+    if (this.written === columns) return true
+    columns.forEach((column, i) => {
+      const at = i * SPEC_WIDTH
+      io[at] = column.mask
+      io[at + 1] = Math.min(column.digitLimit, NO_LIMIT)
+      io[at + 2] = column.digitFlags
+      io[at + 3] = column.always
+    })
+    io[io.length - 1] = columns.length
+    this.written = columns
+    return true
+  }
+
+  /**
+   * {@link dataRow} over the DataRow messages (type, length, body) that follow each other whole in
+   * `chunk` from `start`, in one call: each row's flags into `out`; the number of rows scanned (it
+   * stops at any other message, one cut off, one that does not read, or a full `out`); undefined
+   * without the addon.
+   */
+  dataRows(chunk: Uint8Array, start: number, columns: readonly ColumnSpec[], carry: boolean, out: Int32Array): number | undefined {
+    if (this.scanner === undefined || !this.writeSpecs(columns)) return undefined
+    return nativePrefilter!.dataRows(this.scanner, chunk, start, out, carry)
+  }
+
+  /**
+   * {@link copyLine} over the CopyData messages that follow each other whole in `chunk` from
+   * `start`: each line's flags into `out`, -1 for a line with something to unescape (a backslash
+   * in text, the quote in CSV: `quote` is -1 for text); the lines scanned; undefined without the addon.
+   */
+  copyLines(chunk: Uint8Array, start: number, quote: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean, out: Int32Array): number | undefined {
+    if (this.scanner === undefined) return undefined
+    return nativePrefilter!.copyLines(this.scanner, chunk, start, out, quote, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
   }
 
   /** Each cell's flags from the last {@link dataRow}, into `out`. */

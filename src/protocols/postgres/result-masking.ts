@@ -67,6 +67,8 @@ export interface ResultMasker {
   text(value: string): string | undefined
   errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined
   copy(line: Buffer, format: CopyOutFormat, plan?: MaskingPlan): Buffer | undefined
+  /** The bytes of one read from the server, which the next bodies come from (lets the masker scan them in one go). */
+  read?(chunk: Buffer): void
   takeCounts(): { total: number; detectors: Readonly<Record<string, number>>; columns: Readonly<Record<string, number>> }
 }
 
@@ -112,6 +114,11 @@ export class ResultMasking {
 
   get columnRules(): boolean {
     return this.masking.columnRules
+  }
+
+  /** One read from the server, before its messages are handed over. */
+  read(chunk: Buffer): void {
+    this.masking.masker.read?.(chunk)
   }
 
   copyOut(sql: string): CopyOutKind {

@@ -1,0 +1,130 @@
+/**
+ * Masking the messages of a read in one call into C (`Masker.read`): a relay-like loop pushes a
+ * server stream through the framer in chunks cut at every kind of place, hands each chunk to
+ * `read`, and masks each DataRow and CopyData as the relay does. The output must equal masking
+ * each message alone, with the JavaScript scan, whatever the chunking.
+ */
+import { describe, expect, it, vi } from 'vitest'
+import { createMasker, type Masker } from '../../../../src/policy/masking/index.js'
+import { nativePrefilter } from '../../../../src/policy/masking/native.js'
+import { MessageFramer } from '../../../../src/protocols/postgres/framer.js'
+import { serializeCommandComplete, serializeCopyData, serializeDataRow } from '../../../../src/protocols/postgres/messages.js'
+import { BackendMessage } from '../../../../src/protocols/postgres/protocol.js'
+import { type Random, seeded, words } from '../../../fixtures/masking/random.js'
+
+const SECRET = 'pg-Prod-9f3Kx2-Qv7Lm4'
+const FIELDS = [
+  { name: 'id', typeOid: 20 },
+  { name: 'body', typeOid: 25 },
+  { name: 'note', typeOid: 25 },
+]
+
+/** A value: prose, now and then something to mask, or bytes COPY must escape. */
+function value(random: Random): string | null {
+  switch (random.int(0, 11)) {
+    case 0:
+      return null
+    case 1:
+      return `${words(random, 3)} ops${random.int(1, 99)}@example.com ${words(random, 2)}`
+    case 2:
+      return `token ${SECRET} here`
+    case 3:
+      return `card 4111 1111 1111 1111`
+    case 4:
+      return `tab\there, back\\slash, "quoted", new\nline`
+    case 5:
+      return `on 2024-03-05; ref ec9b086079795c442636 ${words(random, 20)}`
+    default:
+      return words(random, random.int(0, 60))
+  }
+}
+
+function stream(random: Random): { bytes: Buffer; copy: boolean } {
+  const copy = random.int(0, 1) === 1
+  const messages: Buffer[] = []
+  for (let i = 0; i < 40; i++) {
+    const values = [String(i), value(random), value(random)]
+    if (copy) {
+      const escape = (text: string | null): string => (text === null ? '\\N' : text.replaceAll('\\', '\\\\').replaceAll('\t', '\\t').replaceAll('\n', '\\n'))
+      messages.push(serializeCopyData(Buffer.from(`${values.map(escape).join('\t')}\n`)))
+    } else {
+      messages.push(serializeDataRow(values.map((text) => (text === null ? null : Buffer.from(text)))))
+    }
+    // Now and then another message between rows: a batch stops there.
+    if (random.int(0, 9) === 0) messages.push(serializeCommandComplete('SELECT 1'))
+  }
+  return { bytes: Buffer.concat(messages), copy }
+}
+
+/** What the client gets: each DataRow/CopyData masked, everything else as it is. */
+function relay(masker: Masker, bytes: Buffer, cuts: readonly number[], useRead: boolean): string[] {
+  const framer = new MessageFramer({ maxMessageLength: 1 << 20 })
+  const plan = masker.columns(FIELDS)
+  const out: string[] = []
+  const format = { format: 'text' as const }
+  let from = 0
+  for (const cut of [...cuts, bytes.length]) {
+    // A fresh buffer per read, as a socket hands them over.
+    const chunk = Buffer.from(bytes.subarray(from, cut))
+    from = cut
+    framer.push(chunk)
+    if (useRead) masker.read(chunk)
+    for (let frame = framer.next(); frame !== undefined; frame = framer.next()) {
+      if (frame.type === BackendMessage.DataRow) out.push(JSON.stringify(masker.dataRow(frame.body, plan)?.map((cell) => cell?.toString('latin1') ?? null) ?? 'unchanged'))
+      else if (frame.type === BackendMessage.CopyData) out.push(masker.copy(frame.body, format)?.toString('latin1') ?? 'unchanged')
+      else out.push(`other ${frame.type}`)
+    }
+  }
+  return out
+}
+
+describe('masking a read in one call', () => {
+  it('gives what masking each message alone gives, for every way of cutting the stream into reads', () => {
+    const random = seeded(4242)
+    const options = { secrets: [SECRET] }
+    for (let round = 0; round < 60; round++) {
+      const { bytes } = stream(random)
+      const reference = relay(createMasker({}, { ...options, native: false }), bytes, [], false)
+      const cutCount = random.pick([0, 1, 3, 10, 50])
+      const cuts = Array.from({ length: cutCount }, () => random.int(1, bytes.length - 1)).sort((a, b) => a - b)
+      const batched = createMasker({}, options)
+      expect(relay(batched, bytes, cuts, true)).toEqual(reference)
+      // The counts for the audit are the same too.
+      const alone = createMasker({}, options)
+      relay(alone, bytes, cuts, false)
+      expect(batched.takeCounts()).toEqual(alone.takeCounts())
+    }
+  })
+
+  it('masks what it should in the batched path, in a few calls (the comparison above is not between two no-ops)', () => {
+    for (const seed of [1, 2]) {
+      const { bytes, copy } = stream(seeded(seed))
+      const batches = vi.spyOn(nativePrefilter!, copy ? 'copyLines' : 'dataRows')
+      const alone = vi.spyOn(nativePrefilter!, copy ? 'copyLine' : 'dataRow')
+      const masked = relay(createMasker({}, { secrets: [SECRET] }), bytes, [], true).join('\n')
+      expect(masked).toContain(copy ? '[EMAIL]' : '[EMAIL]')
+      expect(masked).toContain('[CREDENTIAL]')
+      expect(masked).not.toContain(SECRET)
+      // 40 messages: a batch per run of them between other messages, and the raised rows again alone.
+      expect(batches.mock.calls.length).toBeLessThan(10)
+      expect(alone.mock.calls.length).toBeLessThan(30)
+      batches.mockRestore()
+      alone.mockRestore()
+    }
+  })
+
+  it('still refuses a malformed row inside a read', () => {
+    const masker = createMasker({}, { secrets: [SECRET] })
+    const plan = masker.columns(FIELDS.slice(0, 1))
+    const good = serializeDataRow([Buffer.from('1')])
+    const bad = Buffer.from(good)
+    bad.writeInt32BE(9, 7) // the value's length now runs past the body
+    const chunk = Buffer.concat([good, bad, good])
+    masker.read(chunk)
+    const framer = new MessageFramer({ maxMessageLength: 1 << 20 })
+    framer.push(chunk)
+    expect(masker.dataRow(framer.next()!.body, plan)).toBeUndefined()
+    expect(() => masker.dataRow(framer.next()!.body, plan)).toThrow(/does not hold the values/)
+    expect(masker.dataRow(framer.next()!.body, plan)).toBeUndefined()
+  })
+})
