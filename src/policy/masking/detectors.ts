@@ -365,8 +365,10 @@ const KEY_VALUE_PASSWORD =
 const dsnPassword: Detector = {
   name: 'dsn-password',
   label: '[PASSWORD]',
-  anchors: ['sswo', 'pwd=', 'pwd ', 'pwd\t'],
-  triggers: ['at-sign'],
+  // `x://` for every last byte a scheme can have: a URL's password needs `://` before it (an `@`
+  // alone, as in every email address, says nothing).
+  anchors: ['sswo', 'pwd=', 'pwd ', 'pwd\t', ...[...'abcdefghijklmnopqrstuvwxyz0123456789+.-'].map((char) => `${char}://`)],
+  triggers: [],
   find(text, report) {
     forEachMatch(URL_PASSWORD, text, (match) => reportGroup(match, [1], report))
     forEachMatch(KEY_VALUE_PASSWORD, text, (match) => {
