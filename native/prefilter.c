@@ -22,6 +22,8 @@ enum { BLOCK_ANCHOR = 1 << 2, BLOCK_DIGIT = 2 << 2, BLOCK_AT = 4 << 2, BLOCK_PER
 enum { SLOT_BITS = 16, MAX_GAP = 2 };
 /* Per column in the io array: mask, digit limit, digit flags, always. */
 enum { SPEC_WIDTH = 4 };
+/* Teddy's buckets: two lanes of 8. */
+enum { BUCKETS = 16 };
 
 static uint8_t FOLD[256];
 /* 1 digit, 2 separator (` -.()/+`), 0 other. */
@@ -39,11 +41,11 @@ typedef struct {
   uint32_t capacity_mask;
   int32_t at_sign, percent, across;
   /*
-   * Teddy (Hyperscan's SIMD literal matcher): per byte of an anchor, two 16-byte tables (low and
-   * high nibble) of 8 buckets; a window whose four bytes are in a common bucket is a candidate,
-   * then looked up whole.
+   * Teddy (Hyperscan's SIMD literal matcher), "fat" (16 buckets): per byte of an anchor, two
+   * 32-byte tables (low and high nibble; the first 16 bytes for buckets 0-7, the next 16 for 8-15);
+   * a window whose four bytes are in a common bucket is a candidate, then looked up whole.
    */
-  uint8_t teddy[4][2][16];
+  uint8_t teddy[4][2][32];
   int simd;
   /* The bytes carried from one cell of a row to the next: the last three, folded. */
   uint32_t carry_window;
@@ -193,15 +195,27 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
   const __m256i zero = _mm256_setzero_si256();
   __m256i lo[4], hi[4];
   for (int q = 0; q < 4; q++) {
-    lo[q] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)s->teddy[q][0]));
-    hi[q] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)s->teddy[q][1]));
+    lo[q] = _mm256_loadu_si256((const __m256i *)s->teddy[q][0]);
+    hi[q] = _mm256_loadu_si256((const __m256i *)s->teddy[q][1]);
   }
-  const __m256i at_sign = _mm256_set1_epi8(s->at_sign != 0 ? 0x40 : 0);
-  const __m256i percent = _mm256_set1_epi8(s->percent != 0 ? 0x25 : 0);
-  /* Digits 0x30..0x39; separators: space and 0x28..0x2f but `*` and `,`. */
-  const __m256i d_low = _mm256_set1_epi8(0x30), d_high = _mm256_set1_epi8(0x39);
-  const __m256i s_low = _mm256_set1_epi8(0x28), s_high = _mm256_set1_epi8(0x2f);
-  const __m256i space = _mm256_set1_epi8(0x20), star = _mm256_set1_epi8(0x2a), comma = _mm256_set1_epi8(0x2c);
+  /*
+   * Byte classes by nibble lookup, as Teddy does: 1 separator (space ( ) + - . /), 2 digit,
+   * 4 `@`, 8 `%`. One AND of two lookups classifies 32 bytes.
+   */
+  uint8_t class_low[32] = {0}, class_high[32] = {0};
+  for (int lane = 0; lane < 32; lane += 16) {
+    class_high[lane + 2] = 1 | (s->percent != 0 ? 8 : 0);
+    class_high[lane + 3] = 2;
+    class_high[lane + 4] = s->at_sign != 0 ? 4 : 0;
+    static const int separators[] = {0x0, 0x8, 0x9, 0xb, 0xd, 0xe, 0xf};
+    for (int k = 0; k < 7; k++) class_low[lane + separators[k]] |= 1;
+    for (int k = 0; k <= 9; k++) class_low[lane + k] |= 2;
+    class_low[lane + 0] |= 4;
+    class_low[lane + 5] |= 8;
+  }
+  const __m256i classes_low = _mm256_loadu_si256((const __m256i *)class_low);
+  const __m256i classes_high = _mm256_loadu_si256((const __m256i *)class_high);
+  const __m256i run_bits = _mm256_set1_epi8(3);
   __m256i special = zero;
   uint8_t pad[96];
   uint64_t previous = 0, previous_numerals = 0; /* the classes and digits of the previous 32 bytes */
@@ -214,18 +228,18 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
       memcpy(pad, b + k, (size_t)(to - k < 64 ? to - k : 64));
       p = pad;
     }
-    __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
-    special = _mm256_or_si256(special, _mm256_or_si256(_mm256_cmpeq_epi8(v0, at_sign), _mm256_cmpeq_epi8(v0, percent)));
     if (last_start >= k) {
-#define CLASSES(q) \
-  (v = _mm256_loadu_si256((const __m256i *)(p + q)), _mm256_and_si256(_mm256_shuffle_epi8(lo[q], _mm256_and_si256(v, nibble)), _mm256_shuffle_epi8(hi[q], _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble))))
-      __m256i v;
-      __m256i m = CLASSES(0);
-      m = _mm256_and_si256(m, CLASSES(1));
-      m = _mm256_and_si256(m, CLASSES(2));
-      m = _mm256_and_si256(m, CLASSES(3));
-#undef CLASSES
-      uint32_t starts = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+      /* Fat Teddy: 16 window starts at a time, each lane of the tables holding 8 buckets. */
+      uint32_t starts = 0;
+      for (int half = 0; half < 32; half += 16) {
+        __m256i m = _mm256_set1_epi8(-1);
+        for (int q = 0; q < 4; q++) {
+          __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + half + q)));
+          m = _mm256_and_si256(m, _mm256_and_si256(_mm256_shuffle_epi8(lo[q], _mm256_and_si256(v, nibble)), _mm256_shuffle_epi8(hi[q], _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble))));
+        }
+        uint32_t none = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+        starts |= (~(none & (none >> 16)) & 0xffffu) << half;
+      }
       if (last_start - k < 31) starts &= (1u << (last_start - k + 1)) - 1;
       while (starts != 0) {
         int j = __builtin_ctz(starts);
@@ -233,13 +247,12 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
         flags |= lookup(s, fold4(b + k + j));
       }
     }
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
+    __m256i cls = _mm256_and_si256(_mm256_shuffle_epi8(classes_low, _mm256_and_si256(v0, nibble)), _mm256_shuffle_epi8(classes_high, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibble)));
+    special = _mm256_or_si256(special, cls);
     if (digits && k > digits_done - 32) {
-      __m256i digit = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_max_epu8(v0, d_low), v0), _mm256_cmpeq_epi8(_mm256_min_epu8(v0, d_high), v0));
-      __m256i sep = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_max_epu8(v0, s_low), v0), _mm256_cmpeq_epi8(_mm256_min_epu8(v0, s_high), v0));
-      sep = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v0, star), _mm256_cmpeq_epi8(v0, comma)), sep);
-      sep = _mm256_or_si256(sep, _mm256_cmpeq_epi8(v0, space));
-      uint64_t classes = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(digit, sep));
-      uint64_t numerals = (uint32_t)_mm256_movemask_epi8(digit);
+      uint64_t classes = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(cls, run_bits), zero)) & 0xffffffffull;
+      uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* bit 1 to bit 7 */
       if (to - k < 32) {
         classes &= (1ull << (to - k)) - 1;
         numerals &= (1ull << (to - k)) - 1;
@@ -257,7 +270,6 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
           int at = k - 32 + bit;
           ends &= ends - 1;
           if (at <= digits_done) continue;
-          /* A run that starts and ends inside the window with fewer than `limit` digits cannot raise. */
           uint64_t after = gaps & (~0ull << bit);
           uint64_t before = gaps & ((1ull << bit) - 1);
           /* Where the run stops (64: at the window's end); one going on into the next bytes is left to the next step. */
@@ -289,7 +301,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
       previous_numerals = 0;
     }
   }
-  uint32_t found = (uint32_t)_mm256_movemask_epi8(special);
+  uint32_t found = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(special, _mm256_set1_epi8(12)), zero));
   if (found != 0) {
     /* Which of the two: rare enough to look again. */
     if (s->at_sign != 0 && memchr(b + from, 0x40, (size_t)(to - from)) != NULL) flags |= s->at_sign;
@@ -383,24 +395,28 @@ static double frequency(int byte) {
 }
 
 /* The chance that a window falls in a bucket whose nibble tables are `tables` (Teddy's false positives). */
-static double bucket_cost(uint8_t tables[4][2][16], uint8_t bit) {
+static double bucket_cost(uint8_t tables[4][2][32], int bucket) {
+  int lane = bucket >> 3 << 4;
+  uint8_t bit = (uint8_t)(1u << (bucket & 7));
   double cost = 1.0;
   for (int q = 0; q < 4; q++) {
     double p = 0;
     for (int byte = 0; byte < 256; byte++)
-      if ((tables[q][0][byte & 15] & tables[q][1][byte >> 4] & bit) != 0) p += frequency(byte) / 1000.0;
+      if ((tables[q][0][lane + (byte & 15)] & tables[q][1][lane + (byte >> 4)] & bit) != 0) p += frequency(byte) / 1000.0;
     cost *= p < 1.0 ? p : 1.0;
   }
   return cost;
 }
 
-static void teddy_add(uint8_t tables[4][2][16], uint32_t key, uint8_t bit) {
+static void teddy_add(uint8_t tables[4][2][32], uint32_t key, int bucket) {
+  int lane = bucket >> 3 << 4;
+  uint8_t bit = (uint8_t)(1u << (bucket & 7));
   for (int q = 0; q < 4; q++) {
     uint8_t byte = (uint8_t)(key >> (8 * (3 - q)));
     uint8_t spellings[2] = {byte, byte >= 0x61 && byte <= 0x7a ? (uint8_t)(byte & ~0x20) : byte};
     for (int c = 0; c < 2; c++) {
-      tables[q][0][spellings[c] & 15] |= bit;
-      tables[q][1][spellings[c] >> 4] |= bit;
+      tables[q][0][lane + (spellings[c] & 15)] |= bit;
+      tables[q][1][lane + (spellings[c] >> 4)] |= bit;
     }
   }
 }
@@ -411,17 +427,17 @@ static void teddy_add(uint8_t tables[4][2][16], uint32_t key, uint8_t bit) {
  */
 static const uint32_t *ordering_keys;
 static int by_cost(const void *a, const void *b) {
-  uint8_t tables[2][4][2][16];
+  uint8_t tables[2][4][2][32];
   memset(tables, 0, sizeof(tables));
-  teddy_add(tables[0], ordering_keys[*(const size_t *)a], 1);
-  teddy_add(tables[1], ordering_keys[*(const size_t *)b], 1);
-  double x = bucket_cost(tables[0], 1), y = bucket_cost(tables[1], 1);
+  teddy_add(tables[0], ordering_keys[*(const size_t *)a], 0);
+  teddy_add(tables[1], ordering_keys[*(const size_t *)b], 0);
+  double x = bucket_cost(tables[0], 0), y = bucket_cost(tables[1], 0);
   return x > y ? -1 : x < y;
 }
 
 static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
   memset(s->teddy, 0, sizeof(s->teddy));
-  double costs[8] = {0};
+  double costs[BUCKETS] = {0};
   size_t *order = malloc((count + 1) * sizeof(size_t));
   if (order == NULL) {
     memset(s->teddy, 0xff, sizeof(s->teddy)); /* every window a candidate: slow, still exact */
@@ -434,17 +450,17 @@ static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
     size_t k = order[n];
     int best = 0;
     double best_added = 0;
-    for (int bucket = 0; bucket < 8; bucket++) {
-      uint8_t trial[4][2][16];
+    for (int bucket = 0; bucket < BUCKETS; bucket++) {
+      uint8_t trial[4][2][32];
       memcpy(trial, s->teddy, sizeof(trial));
-      teddy_add(trial, keys[k], (uint8_t)(1u << bucket));
-      double added = bucket_cost(trial, (uint8_t)(1u << bucket)) - costs[bucket];
+      teddy_add(trial, keys[k], bucket);
+      double added = bucket_cost(trial, bucket) - costs[bucket];
       if (bucket == 0 || added < best_added) {
         best = bucket;
         best_added = added;
       }
     }
-    teddy_add(s->teddy, keys[k], (uint8_t)(1u << best));
+    teddy_add(s->teddy, keys[k], best);
     costs[best] += best_added;
   }  free(order);
 }
