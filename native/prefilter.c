@@ -24,6 +24,8 @@ enum { SLOT_BITS = 16, MAX_GAP = 2 };
 enum { SPEC_WIDTH = 4 };
 /* Teddy's buckets: two lanes of 8. */
 enum { BUCKETS = 16 };
+/* Anchors above which Teddy goes fat: the canary alone has a few dozen at most. */
+enum { FAT_ABOVE = 40 };
 
 static uint8_t FOLD[256];
 /* 1 digit, 2 separator (` -.()/+`), 0 other. */
@@ -46,6 +48,8 @@ typedef struct {
    * a window whose four bytes are in a common bucket is a candidate, then looked up whole.
    */
   uint8_t teddy[4][2][32];
+  /* 16 buckets (two lookups per 32 positions) for many anchors; 8 (one, both lanes alike) for few. */
+  int fat;
   int simd;
   /* The bytes carried from one cell of a row to the next: the last three, folded. */
   uint32_t carry_window;
@@ -229,9 +233,18 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
       p = pad;
     }
     if (last_start >= k) {
-      /* Fat Teddy: 16 window starts at a time, each lane of the tables holding 8 buckets. */
       uint32_t starts = 0;
-      for (int half = 0; half < 32; half += 16) {
+      if (!s->fat) {
+        /* 32 window starts at a time, 8 buckets. */
+        __m256i m = _mm256_set1_epi8(-1);
+        for (int q = 0; q < 4; q++) {
+          __m256i v = _mm256_loadu_si256((const __m256i *)(p + q));
+          m = _mm256_and_si256(m, _mm256_and_si256(_mm256_shuffle_epi8(lo[q], _mm256_and_si256(v, nibble)), _mm256_shuffle_epi8(hi[q], _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble))));
+        }
+        starts = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(m, zero));
+      }
+      /* Fat Teddy: 16 window starts at a time, each lane of the tables holding 8 buckets. */
+      for (int half = 0; s->fat && half < 32; half += 16) {
         __m256i m = _mm256_set1_epi8(-1);
         for (int q = 0; q < 4; q++) {
           __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + half + q)));
@@ -438,6 +451,8 @@ static int by_cost(const void *a, const void *b) {
 static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
   memset(s->teddy, 0, sizeof(s->teddy));
   double costs[BUCKETS] = {0};
+  s->fat = count > FAT_ABOVE;
+  int buckets = s->fat ? BUCKETS : BUCKETS / 2;
   size_t *order = malloc((count + 1) * sizeof(size_t));
   if (order == NULL) {
     memset(s->teddy, 0xff, sizeof(s->teddy)); /* every window a candidate: slow, still exact */
@@ -450,7 +465,7 @@ static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
     size_t k = order[n];
     int best = 0;
     double best_added = 0;
-    for (int bucket = 0; bucket < BUCKETS; bucket++) {
+    for (int bucket = 0; bucket < buckets; bucket++) {
       uint8_t trial[4][2][32];
       memcpy(trial, s->teddy, sizeof(trial));
       teddy_add(trial, keys[k], bucket);
@@ -462,7 +477,11 @@ static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
     }
     teddy_add(s->teddy, keys[k], best);
     costs[best] += best_added;
-  }  free(order);
+  }
+  free(order);
+  if (!s->fat)
+    for (int q = 0; q < 4; q++)
+      for (int t = 0; t < 2; t++) memcpy(s->teddy[q][t] + 16, s->teddy[q][t], 16);
 }
 
 /* create(withDigits, withoutDigits, slots, anchorKeys, anchorFlags, [atSign, percent, across], io) */

@@ -69,6 +69,17 @@ export interface ColumnPlan<F extends ColumnField = ColumnField> {
   readonly ruled: readonly boolean[]
 }
 
+/**
+ * Where a message lies in the bytes read from the server (a framer's Frame is one): its type byte
+ * at `offset` of `chunk`. Given with each DataRow or CopyData body, it lets the masker scan the
+ * messages that follow in the same read in one call into C; undefined `chunk`: the message was
+ * assembled from several reads, and is scanned alone.
+ */
+export interface MessagePlace {
+  readonly chunk: Buffer | undefined
+  readonly offset: number
+}
+
 /** Masked values since the last {@link Masker.takeCounts}, for the audit's `statement.end`. */
 export interface MaskCounts {
   /** Findings and rewritten cells, all kinds together. */
@@ -93,9 +104,10 @@ export interface Masker {
   /**
    * {@link row} over a DataRow body as it came from the server (Int16 count, then per value an
    * Int32 length, -1 for NULL, and the bytes): the clean case reads the body in place and
-   * allocates nothing; otherwise the row's values, masked, for `serializeDataRow`.
+   * allocates nothing; otherwise the row's values, masked, for `serializeDataRow`. With `place`,
+   * the rows after it in the same read are scanned in the same call into C.
    */
-  dataRow(body: Buffer, plan: ColumnPlan): (Buffer | null)[] | undefined
+  dataRow(body: Buffer, plan: ColumnPlan, place?: MessagePlace): (Buffer | null)[] | undefined
   /** A text outside rows (error and notice fields, a notification, a parameter value, a name) masked, or undefined. */
   text(value: string): string | undefined
   /**
@@ -107,13 +119,7 @@ export interface Masker {
    * One COPY TO STDOUT data line (a CopyData body) masked, or undefined. Without a plan the columns
    * are anonymous: detectors and canary apply, column rules cannot.
    */
-  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan): Buffer | undefined
-  /**
-   * The bytes the next bodies come from (one read from the server): consecutive DataRow and
-   * CopyData messages in it are then scanned in one call into C for the lot, not one per message.
-   * Optional: bodies from elsewhere are scanned one by one, with the same result.
-   */
-  read(chunk: Buffer): void
+  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined
   /** A streaming masker for command output (see {@link MaskingStream}). */
   stream(options?: MaskingStreamOptions): MaskingStream
   /** The counts since the previous call, and a fresh start. */
@@ -352,7 +358,7 @@ class DefaultMasker implements Masker {
     return this.maskRow(values, columns, flags)
   }
 
-  dataRow(body: Buffer, plan: ColumnPlan): (Buffer | null)[] | undefined {
+  dataRow(body: Buffer, plan: ColumnPlan, place?: MessagePlace): (Buffer | null)[] | undefined {
     const columns = this.internalOf(plan)
     if (body.length < 2) throw malformed()
     const count = body.readUInt16BE(0)
@@ -362,7 +368,7 @@ class DefaultMasker implements Masker {
     const prefilter = this.prefilter
     // In C when built: one call for the rows of a read (or for this row), nothing allocated.
     const carried = this.canary !== undefined
-    const batched = this.fromBatch(body, columns, (chunk, start, out) => prefilter.dataRows(chunk, start, columns, carried, out))
+    const batched = this.fromBatch(body, place, columns, (chunk, start, out) => prefilter.dataRows(chunk, start, columns, carried, out))
     const native = batched ?? prefilter.dataRow(body, columns, carried)
     if (native !== undefined) {
       if (native === -1) throw malformed()
@@ -416,7 +422,7 @@ class DefaultMasker implements Masker {
     return out
   }
 
-  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan): Buffer | undefined {
+  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined {
     let dialect = this.dialects.get(format)
     if (dialect === undefined) {
       dialect = dialectOf(format)
@@ -424,7 +430,7 @@ class DefaultMasker implements Masker {
     }
     if (plan === undefined) {
       // -1: something to unescape; undefined: not in a batch.
-      const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, dialect, (chunk, start, out) => this.copyLines(chunk, start, dialect, out))
+      const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, place, dialect, (chunk, start, out) => this.copyLines(chunk, start, dialect, out))
       if (batched === 0) return undefined
       if (batched === undefined && this.cleanCopyLine(line, dialect)) return undefined
     }
@@ -448,13 +454,6 @@ class DefaultMasker implements Masker {
 
   stream(options?: MaskingStreamOptions): MaskingStream {
     return createMaskingStream(this.streamContext(), options)
-  }
-
-  read(chunk: Buffer): void {
-    const batch = this.batch
-    batch.chunk = this.prefilter.native ? chunk : undefined
-    batch.count = 0
-    batch.next = -1
   }
 
   takeCounts(): MaskCounts {
@@ -496,16 +495,21 @@ class DefaultMasker implements Masker {
   }
 
   /**
-   * The flags of the message whose body is `body`, from a batch over the current read: the one
-   * kept, or a new one from this message on (`scan` fills `out`, returns the count). Undefined
-   * when `body` is not a whole message inside the read, or the batch cannot start there.
+   * The flags of the message whose body is `body` (at `place`), from a batch over its read: the
+   * one kept, or a new one from this message on (`scan` fills `out`, returns the count).
+   * Undefined without a place in a read, or when the batch cannot start there.
    */
-  private fromBatch(body: Buffer, key: unknown, scan: (chunk: Buffer, start: number, out: Int32Array) => number | undefined): number | undefined {
+  private fromBatch(body: Buffer, place: MessagePlace | undefined, key: unknown, scan: (chunk: Buffer, start: number, out: Int32Array) => number | undefined): number | undefined {
+    const chunk = place?.chunk
+    if (chunk === undefined || !this.prefilter.native) return undefined
+    const at = place!.offset
+    // The body must be the message at `at` (its length field says so), whole inside the read.
+    if (at < 0 || at + HEADER + body.length > chunk.length || chunk.readInt32BE(at + 1) !== body.length + 4) return undefined
     const batch = this.batch
-    const chunk = batch.chunk
-    if (chunk === undefined || body.buffer !== chunk.buffer) return undefined
-    const at = body.byteOffset - HEADER - chunk.byteOffset
-    if (at < 0 || at + HEADER + body.length > chunk.length) return undefined
+    if (chunk !== batch.chunk) {
+      batch.chunk = chunk
+      batch.count = 0
+    }
     if (at !== batch.next || batch.index >= batch.count || batch.key !== key) {
       batch.count = scan(chunk, at, batch.out) ?? 0
       batch.index = 0

@@ -44,6 +44,9 @@ export interface Frame {
   body: Buffer
   /** The whole message, header included, ready to forward. */
   raw: Buffer
+  /** The pushed chunk `raw` is a subarray of, and where in it; undefined when the message spanned chunks (and was copied). */
+  chunk: Buffer | undefined
+  offset: number
 }
 
 /** Type byte + Int32 length. */
@@ -71,6 +74,9 @@ class ChunkQueue {
   /** A message being assembled across chunks, and how much of it is filled. */
   private assembly: Buffer | undefined
   private filled = 0
+  /** Where the last `take` found its bytes: the chunk and the offset (undefined: assembled). */
+  takenFrom: Buffer | undefined
+  takenAt = 0
 
   /** Bytes held: unread chunk bytes plus the part of a message already assembled. */
   get buffered(): number {
@@ -117,12 +123,15 @@ class ChunkQueue {
       const first = this.chunks[this.head]
       if (first !== undefined && this.offset + size <= first.length) {
         const start = this.offset
+        this.takenFrom = first
+        this.takenAt = start
         this.skip(size)
         return first.subarray(start, start + size)
       }
       this.assembly = Buffer.allocUnsafe(size)
       this.filled = 0
     }
+    this.takenFrom = undefined
     const assembly = this.assembly
     this.filled += this.copyInto(assembly, this.filled, Math.min(assembly.length - this.filled, this.available))
     if (this.filled < assembly.length) return undefined
@@ -220,10 +229,11 @@ export class MessageFramer {
       }
       this.size = length + 1
     }
-    const raw = this.queue.take(this.size)
+    const queue = this.queue
+    const raw = queue.take(this.size)
     if (raw === undefined) return undefined
     this.size = 0
-    return { type: raw[0]!, length: raw.length - 1, body: raw.subarray(MESSAGE_HEADER_LENGTH), raw }
+    return { type: raw[0]!, length: raw.length - 1, body: raw.subarray(MESSAGE_HEADER_LENGTH), raw, chunk: queue.takenFrom, offset: queue.takenAt }
   }
 
   /** Every byte pushed but not yet returned in a frame (a partly received message included); empties this framer. */

@@ -210,7 +210,6 @@ export class PostgresRelay {
       upstream.on('data', (chunk: Buffer) => {
         try {
           this.backend.push(chunk)
-          this.masking?.read(chunk)
           this.pumpBackend()
         } catch (error) {
           this.fail(error)

@@ -61,14 +61,12 @@ export interface CopyOutFormat {
 /** What the relay needs of a masker; the policy's `Masker` is one. */
 export interface ResultMasker {
   columns<F extends MaskedColumn>(fields: readonly F[]): MaskingPlan<F>
-  /** A DataRow body masked, or undefined when nothing changes (nothing allocated). */
-  dataRow(body: Buffer, plan: MaskingPlan): (Buffer | null)[] | undefined
+  /** A DataRow body masked, or undefined when nothing changes (nothing allocated); the frame tells where it lies in the read. */
+  dataRow(body: Buffer, plan: MaskingPlan, place?: Frame): (Buffer | null)[] | undefined
   row(values: readonly (Buffer | null)[], plan: MaskingPlan): (Buffer | null)[] | undefined
   text(value: string): string | undefined
   errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined
-  copy(line: Buffer, format: CopyOutFormat, plan?: MaskingPlan): Buffer | undefined
-  /** The bytes of one read from the server, which the next bodies come from (lets the masker scan them in one go). */
-  read?(chunk: Buffer): void
+  copy(line: Buffer, format: CopyOutFormat, plan?: MaskingPlan, place?: Frame): Buffer | undefined
   takeCounts(): { total: number; detectors: Readonly<Record<string, number>>; columns: Readonly<Record<string, number>> }
 }
 
@@ -116,11 +114,6 @@ export class ResultMasking {
     return this.masking.columnRules
   }
 
-  /** One read from the server, before its messages are handed over. */
-  read(chunk: Buffer): void {
-    this.masking.masker.read?.(chunk)
-  }
-
   copyOut(sql: string): CopyOutKind {
     return this.masking.copyOut(sql)
   }
@@ -157,7 +150,7 @@ export class ResultMasking {
 
   /** A DataRow masked (and re-encoded where the client asked for binary). */
   dataRow(frame: Frame, state: ResultState): Buffer {
-    const masked = this.masking.masker.dataRow(frame.body, state.plan)
+    const masked = this.masking.masker.dataRow(frame.body, state.plan, frame)
     if (state.encoders === undefined) return masked === undefined ? frame.raw : serializeDataRow(masked)
     const values = masked ?? parseDataRow(frame.body)
     const encoders = state.encoders
@@ -171,7 +164,7 @@ export class ResultMasking {
 
   /** One CopyData of a COPY TO STDOUT (one row per message, as the server sends them). */
   copyData(frame: Frame, format: CopyOutFormat): Buffer {
-    const masked = this.masking.masker.copy(frame.body, format)
+    const masked = this.masking.masker.copy(frame.body, format, undefined, frame)
     return masked === undefined ? frame.raw : serializeCopyData(masked)
   }
 

@@ -271,7 +271,7 @@ async function startup(socket: Socket, options: UpstreamOptions, password: strin
 /** Frames from the startup reader may point into a reused buffer; keep our own copy. */
 function copyFrame(frame: Frame): Frame {
   const raw = Buffer.from(frame.raw)
-  return { type: frame.type, length: frame.length, raw, body: raw.subarray(5) }
+  return { type: frame.type, length: frame.length, raw, body: raw.subarray(5), chunk: undefined, offset: 0 }
 }
 
 function serverRefused(name: string, fields: ErrorFields): AirlockError {

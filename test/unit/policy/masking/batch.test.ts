@@ -1,7 +1,7 @@
 /**
- * Masking the messages of a read in one call into C (`Masker.read`): a relay-like loop pushes a
- * server stream through the framer in chunks cut at every kind of place, hands each chunk to
- * `read`, and masks each DataRow and CopyData as the relay does. The output must equal masking
+ * Masking the messages of a read in one call into C (each body given with its place in the read):
+ * a relay-like loop pushes a server stream through the framer in chunks cut at every kind of
+ * place and masks each DataRow and CopyData as the relay does, with the frame as the place. The output must equal masking
  * each message alone, with the JavaScript scan, whatever the chunking.
  */
 import { describe, expect, it, vi } from 'vitest'
@@ -57,7 +57,7 @@ function stream(random: Random): { bytes: Buffer; copy: boolean } {
 }
 
 /** What the client gets: each DataRow/CopyData masked, everything else as it is. */
-function relay(masker: Masker, bytes: Buffer, cuts: readonly number[], useRead: boolean): string[] {
+function relay(masker: Masker, bytes: Buffer, cuts: readonly number[], withPlace: boolean): string[] {
   const framer = new MessageFramer({ maxMessageLength: 1 << 20 })
   const plan = masker.columns(FIELDS)
   const out: string[] = []
@@ -68,10 +68,10 @@ function relay(masker: Masker, bytes: Buffer, cuts: readonly number[], useRead: 
     const chunk = Buffer.from(bytes.subarray(from, cut))
     from = cut
     framer.push(chunk)
-    if (useRead) masker.read(chunk)
     for (let frame = framer.next(); frame !== undefined; frame = framer.next()) {
-      if (frame.type === BackendMessage.DataRow) out.push(JSON.stringify(masker.dataRow(frame.body, plan)?.map((cell) => cell?.toString('latin1') ?? null) ?? 'unchanged'))
-      else if (frame.type === BackendMessage.CopyData) out.push(masker.copy(frame.body, format)?.toString('latin1') ?? 'unchanged')
+      const place = withPlace ? frame : undefined
+      if (frame.type === BackendMessage.DataRow) out.push(JSON.stringify(masker.dataRow(frame.body, plan, place)?.map((cell) => cell?.toString('latin1') ?? null) ?? 'unchanged'))
+      else if (frame.type === BackendMessage.CopyData) out.push(masker.copy(frame.body, format, undefined, place)?.toString('latin1') ?? 'unchanged')
       else out.push(`other ${frame.type}`)
     }
   }
@@ -120,11 +120,22 @@ describe('masking a read in one call', () => {
     const bad = Buffer.from(good)
     bad.writeInt32BE(9, 7) // the value's length now runs past the body
     const chunk = Buffer.concat([good, bad, good])
-    masker.read(chunk)
     const framer = new MessageFramer({ maxMessageLength: 1 << 20 })
     framer.push(chunk)
-    expect(masker.dataRow(framer.next()!.body, plan)).toBeUndefined()
-    expect(() => masker.dataRow(framer.next()!.body, plan)).toThrow(/does not hold the values/)
-    expect(masker.dataRow(framer.next()!.body, plan)).toBeUndefined()
+    const frames = [framer.next()!, framer.next()!, framer.next()!]
+    expect(masker.dataRow(frames[0]!.body, plan, frames[0])).toBeUndefined()
+    expect(() => masker.dataRow(frames[1]!.body, plan, frames[1])).toThrow(/does not hold the values/)
+    expect(masker.dataRow(frames[2]!.body, plan, frames[2])).toBeUndefined()
+  })
+
+  it('scans a body alone when its place does not describe it', () => {
+    const masker = createMasker({}, { secrets: [SECRET] })
+    const plan = masker.columns(FIELDS.slice(1, 2))
+    const clean = serializeDataRow([Buffer.from('nothing here')])
+    const secret = serializeDataRow([Buffer.from(`x ${SECRET}`)])
+    // A place pointing at a clean message of another length, or past the end: the body's own bytes decide.
+    const body = secret.subarray(5)
+    expect(masker.dataRow(body, plan, { chunk: clean, offset: 0 })?.[0]?.toString()).toBe('x [CREDENTIAL]')
+    expect(masker.dataRow(body, plan, { chunk: secret, offset: 3 })?.[0]?.toString()).toBe('x [CREDENTIAL]')
   })
 })
