@@ -50,6 +50,11 @@ typedef struct {
   uint8_t teddy[4][2][32];
   /* 16 buckets (two lookups per 32 positions) for many anchors; 8 (one, both lanes alike) for few. */
   int fat;
+  /*
+   * Byte classes by nibble lookup, as Teddy does: 1 separator (space ( ) + - . /), 2 digit, 4 `@`,
+   * 8 `%` (when looked for); the AND of the low- and high-nibble entries (both lanes alike).
+   */
+  uint8_t classes[2][32];
   int simd;
   /* The bytes carried from one cell of a row to the next: the last three, folded. */
   uint32_t carry_window;
@@ -202,23 +207,9 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
     lo[q] = _mm256_loadu_si256((const __m256i *)s->teddy[q][0]);
     hi[q] = _mm256_loadu_si256((const __m256i *)s->teddy[q][1]);
   }
-  /*
-   * Byte classes by nibble lookup, as Teddy does: 1 separator (space ( ) + - . /), 2 digit,
-   * 4 `@`, 8 `%`. One AND of two lookups classifies 32 bytes.
-   */
-  uint8_t class_low[32] = {0}, class_high[32] = {0};
-  for (int lane = 0; lane < 32; lane += 16) {
-    class_high[lane + 2] = 1 | (s->percent != 0 ? 8 : 0);
-    class_high[lane + 3] = 2;
-    class_high[lane + 4] = s->at_sign != 0 ? 4 : 0;
-    static const int separators[] = {0x0, 0x8, 0x9, 0xb, 0xd, 0xe, 0xf};
-    for (int k = 0; k < 7; k++) class_low[lane + separators[k]] |= 1;
-    for (int k = 0; k <= 9; k++) class_low[lane + k] |= 2;
-    class_low[lane + 0] |= 4;
-    class_low[lane + 5] |= 8;
-  }
-  const __m256i classes_low = _mm256_loadu_si256((const __m256i *)class_low);
-  const __m256i classes_high = _mm256_loadu_si256((const __m256i *)class_high);
+  /* One AND of two lookups classifies 32 bytes (see Scanner.classes). */
+  const __m256i classes_low = _mm256_loadu_si256((const __m256i *)s->classes[0]);
+  const __m256i classes_high = _mm256_loadu_si256((const __m256i *)s->classes[1]);
   const __m256i run_bits = _mm256_set1_epi8(3);
   __m256i special = zero;
   uint8_t pad[96];
@@ -228,8 +219,9 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
   for (int k = from; k < to; k += 32) {
     const uint8_t *p = b + k;
     if (k + 35 > to) {
-      memset(pad, 0, sizeof(pad));
-      memcpy(pad, b + k, (size_t)(to - k < 64 ? to - k : 64));
+      size_t left = (size_t)(to - k < 64 ? to - k : 64);
+      memcpy(pad, b + k, left);
+      memset(pad + left, 0, sizeof(pad) - left);
       p = pad;
     }
     if (last_start >= k) {
@@ -296,6 +288,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
             int glued = (counted & run) == run && ((first > from && GLUE[b[first - 1]]) || (end < to && GLUE[b[end]]));
             if (glued || __builtin_popcountll(counted & run) < limit) {
               digits_done = end;
+              ends &= stop >= 63 ? 0 : ~0ull << (stop - 31); /* the rest of this run's ends */
               continue;
             }
           }
@@ -532,6 +525,16 @@ static napi_value create(napi_env env, napi_callback_info info) {
   s->at_sign = ((int32_t *)bits)[0];
   s->percent = ((int32_t *)bits)[1];
   s->across = ((int32_t *)bits)[2];
+  static const int separators[] = {0x0, 0x8, 0x9, 0xb, 0xd, 0xe, 0xf}; /* low nibbles of 0x20 0x28 0x29 0x2b 0x2d 0x2e 0x2f */
+  for (int lane = 0; lane < 32; lane += 16) {
+    s->classes[1][lane + 2] = 1 | (s->percent != 0 ? 8 : 0);
+    s->classes[1][lane + 3] = 2;
+    s->classes[1][lane + 4] = s->at_sign != 0 ? 4 : 0;
+    for (int k = 0; k < 7; k++) s->classes[0][lane + separators[k]] |= 1;
+    for (int k = 0; k <= 9; k++) s->classes[0][lane + k] |= 2;
+    s->classes[0][lane + 0] |= 4;
+    s->classes[0][lane + 5] |= 8;
+  }
   s->io = io;
   s->io_length = io_length;
   napi_value result;
