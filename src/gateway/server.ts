@@ -19,6 +19,7 @@ import { type AuditLog, encodeCursor, openAuditLog, parseExpectParams, parseList
 import { type Authenticator, createAuthenticator, hasAnyGroup, type Identity } from '../auth/index.js'
 import { type ConnectionConfig, type GatewayConfig, parseDuration, type SecretSource } from '../config/index.js'
 import { AirlockError, toAirlockError } from '../errors.js'
+import { nativePrefilter } from '../policy/masking/native.js'
 import type { EngineReport, ProtocolEngine } from '../protocols/engine.js'
 import { ALLOW_ALL, type StatementHooks } from '../protocols/hooks.js'
 import { createCommandEngine } from '../protocols/command/index.js'
@@ -516,7 +517,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = new URL(`${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}/`)
-  logger.info({ event: 'gateway.listen', url: url.href, tls: Boolean(tls), connections: config.connections.length }, 'gateway listening')
+  const maskingScan = nativePrefilter === undefined ? 'javascript' : 'native'
+  logger.info({ event: 'gateway.listen', url: url.href, tls: Boolean(tls), connections: config.connections.length, maskingScan }, 'gateway listening')
+  if (nativePrefilter === undefined) {
+    logger.warn({ event: 'gateway.masking-scan' }, 'the masking prefilter addon is not built (build/Release/airlock_prefilter.node): masking runs in JavaScript, several times slower; run `npm rebuild airlock` or `npm ci` with a C compiler')
+  }
 
   let drained: Promise<void> | undefined
   const drain = (graceMs = config.sessions.drainGrace): Promise<void> => {
