@@ -37,9 +37,10 @@ typedef struct {
   uint8_t with_digits[1 << 16];
   uint8_t without_digits[1 << 16];
   uint32_t slots[(1 << SLOT_BITS) >> 5];
-  /* Open addressing, 0 = empty (an anchor is four printable bytes, never 0). */
+  /* Open addressing, 0 = empty; the flags of the anchor 0 (four NUL bytes) apart. */
   uint32_t *keys;
   int32_t *values;
+  int32_t zero_flags;
   uint32_t capacity_mask;
   int32_t at_sign, percent, across;
   /*
@@ -70,6 +71,7 @@ static inline uint32_t slot_of(uint32_t key) { return (uint32_t)(key * 0x9e3779b
 static inline int32_t lookup(const Scanner *s, uint32_t key) {
   uint32_t slot = slot_of(key);
   if ((s->slots[slot >> 5] & (1u << (slot & 31))) == 0) return 0;
+  if (key == 0) return s->zero_flags;
   for (uint32_t at = slot & s->capacity_mask;; at = (at + 1) & s->capacity_mask) {
     uint32_t found = s->keys[at];
     if (found == key) return s->values[at];
@@ -512,6 +514,10 @@ static napi_value create(napi_env env, napi_callback_info info) {
   s->capacity_mask = capacity - 1;
   for (size_t k = 0; k < key_count; k++) {
     uint32_t key = ((uint32_t *)keys)[k];
+    if (key == 0) {
+      s->zero_flags |= ((int32_t *)flags)[k];
+      continue;
+    }
     uint32_t at = slot_of(key) & s->capacity_mask;
     while (s->keys[at] != 0 && s->keys[at] != key) at = (at + 1) & s->capacity_mask;
     s->keys[at] = key;

@@ -166,6 +166,19 @@ describe('the prefilter in C', () => {
     }
   })
 
+  it('finds an anchor of NUL bytes (the C table keeps it apart from its empty slots)', () => {
+    const spec: PrefilterSpec = { atSign: 0, percent: 0, across: CANARY, anchors: [['\0\0\0\0', CANARY], ['abcd', 1]] }
+    const reference = Prefilter.for(spec, false)
+    const native = Prefilter.for(spec, true)
+    const column = COLUMN_KINDS[2]!
+    for (const text of ['x\0\0\0\0y', 'x\0\0\0y abcd', 'nothing at all']) {
+      const cells = [Buffer.from(`${text}${' pad'.repeat(20)}`, 'latin1'), Buffer.from(text, 'latin1')]
+      const expected = referenceRow(cells, [column, column], true, reference)
+      expect(native.dataRow(dataRowBody(cells), [column, column], true), JSON.stringify(text)).toBe(expected[0]! | expected[1]!)
+    }
+    expect(reference.scan(Buffer.from('\0\0\0\0'), 0, 4, 9, 0)).toBe(CANARY)
+  })
+
   it('refuses DataRow bodies that do not hold what they announce, and rows that do not fit the columns', () => {
     const column = COLUMN_KINDS[0]!
     const good = dataRowBody([Buffer.from('abc'), null])
