@@ -1,13 +1,16 @@
 /*
- * The masking prefilter's scan (src/policy/masking/prefilter.ts) in C: the same tables, built in
- * JavaScript and copied here once, the same Wu–Manber walk over 2-byte blocks, the same digit-run,
- * date and carry rules, so both return the same flags for the same bytes (a differential test
- * holds them together). JavaScript keeps the reference implementation and is the fallback when
- * this addon is not built.
+ * The masking prefilter's scan (src/policy/masking/prefilter.ts) in C, returning the same flags
+ * for the same bytes (a differential test holds them together); JavaScript keeps the reference
+ * implementation and is the fallback when this addon is not built.
  *
- * It exists for speed: the relay scans every byte a masked session returns, and this loop runs
- * several times faster in C than under V8. Calls are per value, per DataRow body (the cells are
- * walked here, their flags written to a shared Int32Array) or per COPY line (split here).
+ * Two scans: on x86-64 with AVX2, scan_simd (Teddy for the anchors, a byte classification for
+ * `@`, `%` and digit runs, 32 bytes a step); otherwise, and for short values, scan_skip (the
+ * JavaScript's Wu–Manber walk over 2-byte blocks, on the tables built in JavaScript and copied
+ * here). Both use the same digit-run, date and carry rules.
+ *
+ * It exists for speed: the relay scans every byte a masked session returns. Calls are per value,
+ * per DataRow body (the cells walked here, their flags written to a shared Int32Array), per COPY
+ * line, or per read: every DataRow or CopyData message that follows in the chunk, in one call.
  */
 #include <node_api.h>
 #include <stdint.h>

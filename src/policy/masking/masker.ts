@@ -368,7 +368,7 @@ class DefaultMasker implements Masker {
     const prefilter = this.prefilter
     // In C when built: one call for the rows of a read (or for this row), nothing allocated.
     const carried = this.canary !== undefined
-    const batched = this.fromBatch(body, place, columns, (chunk, start, out) => prefilter.dataRows(chunk, start, columns, carried, out))
+    const batched = this.fromBatch(body, place, columns)
     const native = batched ?? prefilter.dataRow(body, columns, carried)
     if (native !== undefined) {
       if (native === -1) throw malformed()
@@ -430,7 +430,7 @@ class DefaultMasker implements Masker {
     }
     if (plan === undefined) {
       // -1: something to unescape; undefined: not in a batch.
-      const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, place, dialect, (chunk, start, out) => this.copyLines(chunk, start, dialect, out))
+      const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, place, dialect)
       if (batched === 0) return undefined
       if (batched === undefined && this.cleanCopyLine(line, dialect)) return undefined
     }
@@ -496,10 +496,11 @@ class DefaultMasker implements Masker {
 
   /**
    * The flags of the message whose body is `body` (at `place`), from a batch over its read: the
-   * one kept, or a new one from this message on (`scan` fills `out`, returns the count).
-   * Undefined without a place in a read, or when the batch cannot start there.
+   * one kept, or a new one from this message on, DataRows under `key` (the columns) or COPY
+   * lines in `key` (the dialect). Undefined without a place in a read, or when the batch cannot
+   * start there.
    */
-  private fromBatch(body: Buffer, place: MessagePlace | undefined, key: unknown, scan: (chunk: Buffer, start: number, out: Int32Array) => number | undefined): number | undefined {
+  private fromBatch(body: Buffer, place: MessagePlace | undefined, key: readonly Column[] | CopyDialect): number | undefined {
     const chunk = place?.chunk
     if (chunk === undefined || !this.prefilter.native) return undefined
     const at = place!.offset
@@ -511,7 +512,13 @@ class DefaultMasker implements Masker {
       batch.count = 0
     }
     if (at !== batch.next || batch.index >= batch.count || batch.key !== key) {
-      batch.count = scan(chunk, at, batch.out) ?? 0
+      const carried = this.canary !== undefined
+      const dialect = 'delimiter' in key ? key : undefined
+      const scanned =
+        dialect === undefined
+          ? this.prefilter.dataRows(chunk, at, key as readonly Column[], carried, batch.out)
+          : this.prefilter.copyLines(chunk, at, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, this.textColumn, carried, batch.out)
+      batch.count = scanned ?? 0
       batch.index = 0
       batch.key = key
       if (batch.count === 0) {
@@ -521,12 +528,6 @@ class DefaultMasker implements Masker {
     }
     batch.next = at + HEADER + body.length
     return batch.out[batch.index++]
-  }
-
-  /** Prefilter.copyLines under the anonymous text column of a COPY without a plan. */
-  private copyLines(chunk: Buffer, start: number, dialect: CopyDialect, out: Int32Array): number | undefined {
-    const column = this.textColumn
-    return this.prefilter.copyLines(chunk, start, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, column, this.canary !== undefined, out)
   }
 
   private bitsOf(names: readonly DetectorName[]): number {
