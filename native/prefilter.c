@@ -220,6 +220,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
   uint8_t pad[96];
   uint64_t previous = 0, previous_numerals = 0; /* the classes and digits of the previous 32 bytes */
   int digits_done = -1;
+  int deferred = 0; /* a run reached the end of the previous 32 bytes and is counted from here */
   int last_start = to - 4; /* the last window start that fits */
   for (int k = from; k < to; k += 32) {
     const uint8_t *p = b + k;
@@ -260,9 +261,20 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
     __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
     __m256i cls = _mm256_and_si256(_mm256_shuffle_epi8(classes_low, _mm256_and_si256(v0, nibble)), _mm256_shuffle_epi8(classes_high, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibble)));
     special = _mm256_or_si256(special, cls);
-    if (digits && k > digits_done - 32) {
+    uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* bit 1 to bit 7 */
+    if (digits && numerals == 0 && !deferred) {
+      /*
+       * No digit here, and no run waiting from the bytes before: these 32 bytes are taken as
+       * outside every run. A run through them would be separators only (more than MAX_GAP in a
+       * row: digit_run_end never counts across), and one ending in them without `limit` digits
+       * before cannot raise; one starting in them is seen from the next step (digit_run_end
+       * finds its true start).
+       */
+      previous = 0;
+      previous_numerals = 0;
+    } else if (digits && k > digits_done - 32) {
       uint64_t classes = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(cls, run_bits), zero)) & 0xffffffffull;
-      uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* bit 1 to bit 7 */
+      deferred = 0;
       if (to - k < 32) {
         classes &= (1ull << (to - k)) - 1;
         numerals &= (1ull << (to - k)) - 1;
@@ -284,7 +296,10 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
           uint64_t before = gaps & ((1ull << bit) - 1);
           /* Where the run stops (64: at the window's end); one going on into the next bytes is left to the next step. */
           int stop = after != 0 ? __builtin_ctzll(after) : 64;
-          if (stop == 64 && k + 32 < to && DIGIT_CLASS[b[k + 32]] != 0) break;
+          if (stop == 64 && k + 32 < to && DIGIT_CLASS[b[k + 32]] != 0) {
+            deferred = 1;
+            break;
+          }
           if (before != 0) {
             int start = 64 - __builtin_clzll(before);
             uint64_t run = (stop == 64 ? ~0ull : (1ull << stop) - 1) & ~((1ull << start) - 1);

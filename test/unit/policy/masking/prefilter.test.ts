@@ -33,7 +33,7 @@ const native = Prefilter.for(spec, true)
 
 /** What the scan looks for, and its neighbours: anchors in any case, digits and separators, `@`, `%`. */
 function piece(random: Random, anchors: readonly string[]): string {
-  switch (random.int(0, 9)) {
+  switch (random.int(0, 10)) {
     case 0: {
       const gram = random.pick(anchors)
       return [...gram].map((char) => (random.int(0, 1) === 0 ? char.toUpperCase() : char)).join('')
@@ -52,6 +52,9 @@ function piece(random: Random, anchors: readonly string[]): string {
       return randomSecret(random)
     case 7:
       return `${random.pick(['DE89', 'GB82', 'ec9b', 'x_', 'ref '])}${random.string(random.int(8, 22), '0123456789 ')}`
+    case 8:
+      // Long runs of separators between digit groups: runs that cross the C scan's 32-byte steps.
+      return `${random.string(random.int(0, 9), '0123456789')}${random.string(random.int(1, 70), ' -.()/+')}${random.string(random.int(0, 12), '0123456789')}`
     default:
       return words(random, random.int(1, 6))
   }
