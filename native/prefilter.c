@@ -497,7 +497,7 @@ static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
       for (int t = 0; t < 2; t++) memcpy(s->teddy[q][t] + 16, s->teddy[q][t], 16);
 }
 
-/* create(withDigits, withoutDigits, slots, anchorKeys, anchorFlags, [atSign, percent, across], io) */
+/* create(withDigits, withoutDigits, slots, anchorKeys, anchorFlags, [atSign, percent, across, simd], io) */
 static napi_value create(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
@@ -512,7 +512,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   CHECK(typed(env, argv[4], napi_int32_array, &flags, &flag_count));
   CHECK(typed(env, argv[5], napi_int32_array, &bits, &bit_count));
   CHECK(typed(env, argv[6], napi_int32_array, &io, &io_length));
-  if (with_length != 1 << 16 || without_length != 1 << 16 || slots_length != (1 << SLOT_BITS) >> 5 || key_count != flag_count || bit_count != 3) {
+  if (with_length != 1 << 16 || without_length != 1 << 16 || slots_length != (1 << SLOT_BITS) >> 5 || key_count != flag_count || bit_count != 4) {
     return throw_range(env, "prefilter tables of the wrong size");
   }
   Scanner *s = calloc(1, sizeof(Scanner));
@@ -544,7 +544,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   build_teddy(s, (const uint32_t *)keys, key_count);
 #ifdef HAVE_SIMD
   __builtin_cpu_init();
-  s->simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi");
+  s->simd = ((int32_t *)bits)[3] != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi");
 #endif
   s->at_sign = ((int32_t *)bits)[0];
   s->percent = ((int32_t *)bits)[1];

@@ -294,7 +294,7 @@ class DefaultMasker implements Masker {
       if (anchor === undefined) always |= CUSTOM
       else anchors.push([anchor, CUSTOM])
     }
-    this.prefilter = Prefilter.for({ atSign: this.bitsWith('at-sign'), percent: canary === undefined ? 0 : CANARY, across: CANARY, anchors }, options.native ?? true)
+    this.prefilter = Prefilter.for({ atSign: this.bitsWith('at-sign'), percent: canary === undefined ? 0 : CANARY, across: CANARY, anchors }, options.native === false ? 'javascript' : 'native')
     this.always = always
     this.textDigits = this.bitsWith('digits')
     this.numberDigits = this.bitsOf(['credit-card'])

@@ -10,7 +10,8 @@ export type NativeScanner = { readonly __nativeScanner: unique symbol }
 
 export interface NativePrefilter {
   /**
-   * A scanner over copies of the tables; `bits` is [atSign, percent, across]. `io` stays shared:
+   * A scanner over copies of the tables; `bits` is [atSign, percent, across, simd (0: the scalar
+   * scan only, as on a CPU without AVX2)]. `io` stays shared:
    * column specs in (4 ints per column: mask, digit limit, digit flags, always; the column count
    * in its last element), then cell flags out.
    */

@@ -92,6 +92,13 @@ const NO_LIMIT = 0x7fffffff
 /** Values shorter than this are scanned in JavaScript: a call into C costs about as much. */
 const NATIVE_MIN_BYTES = 64
 
+/**
+ * Where scans run: `native` in C (AVX2 where the CPU has it, else the scalar walk), falling back to
+ * JavaScript without the addon; `native-scalar` in C without SIMD (what a CPU without AVX2 runs:
+ * tests); `javascript` never in C.
+ */
+export type ScanMode = 'native' | 'native-scalar' | 'javascript'
+
 /** How the cells of one column are scanned (the masker's columns are such specs). */
 export interface ColumnSpec {
   /** Flags this column keeps of what the scan raises. */
@@ -122,7 +129,7 @@ export class Prefilter {
   /** The column specs last written to io (sessions sharing this prefilter take turns). */
   private written: readonly ColumnSpec[] | undefined
 
-  private constructor(spec: PrefilterSpec, native: boolean) {
+  private constructor(spec: PrefilterSpec, mode: ScanMode) {
     this.atSign = spec.atSign
     this.percent = spec.percent
     this.across = spec.across
@@ -134,20 +141,20 @@ export class Prefilter {
       if (spec.percent !== 0) this.mark(0x25, other, Block.Percent, true)
     }
     for (const [gram, flags] of spec.anchors) this.add(gram, flags)
-    if (native && nativePrefilter !== undefined) {
+    if (mode !== 'javascript' && nativePrefilter !== undefined) {
       const keys = Int32Array.from(this.anchors.keys())
       const flags = Int32Array.from(this.anchors.values())
       this.io = new Int32Array(MAX_COLUMNS * (SPEC_WIDTH + 1) + 1)
-      this.scanner = nativePrefilter.create(this.withDigits, this.withoutDigits, this.slots, keys, flags, Int32Array.of(this.atSign, this.percent, this.across), this.io)
+      this.scanner = nativePrefilter.create(this.withDigits, this.withoutDigits, this.slots, keys, flags, Int32Array.of(this.atSign, this.percent, this.across, mode === 'native' ? 1 : 0), this.io)
     }
   }
 
-  /** The prefilter for `spec`, built once and shared; `native: false` keeps every scan in JavaScript. */
-  static for(spec: PrefilterSpec, native = true): Prefilter {
-    const key = JSON.stringify([spec.atSign, spec.percent, spec.across, [...spec.anchors].sort(), native])
+  /** The prefilter for `spec`, built once and shared (see {@link ScanMode}). */
+  static for(spec: PrefilterSpec, mode: ScanMode = 'native'): Prefilter {
+    const key = JSON.stringify([spec.atSign, spec.percent, spec.across, [...spec.anchors].sort(), mode])
     let built = BUILT.get(key)
     if (built === undefined) {
-      built = new Prefilter(spec, native)
+      built = new Prefilter(spec, mode)
       if (BUILT.size >= MAX_BUILT) BUILT.delete(BUILT.keys().next().value!)
       BUILT.set(key, built)
     }
