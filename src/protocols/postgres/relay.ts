@@ -273,7 +273,7 @@ export class PostgresRelay {
         this.pending.push({ kind: 'parse', name, previous: this.statements.get(name) })
         this.statements.set(name, query)
         if (name !== '') this.hooks.preparedStatement?.(name, query)
-        out.add(frame.raw)
+        out.add(frame.raw, frame)
         return undefined
       }
       case FrontendMessage.Bind: {
@@ -288,7 +288,7 @@ export class PostgresRelay {
           out.add(serializeBind({ ...bind, resultFormats: [] }))
         } else {
           if (this.masking !== undefined) this.portalFormats.delete(portal)
-          out.add(frame.raw)
+          out.add(frame.raw, frame)
         }
         return undefined
       }
@@ -301,7 +301,7 @@ export class PostgresRelay {
         return this.decide([statement], out, (verdict, batch) => {
           this.pending.push({ kind: 'execute', statement, blocked: verdict, result: described?.slot })
           if (verdict === undefined) {
-            batch.add(frame.raw)
+            batch.add(frame.raw, frame)
           } else {
             // The stand-in replaces the server's unnamed statement.
             this.statements.delete('')
@@ -327,26 +327,26 @@ export class PostgresRelay {
           this.portalFormats.delete(name)
         }
         this.pending.push({ kind: 'close' })
-        out.add(frame.raw)
+        out.add(frame.raw, frame)
         return undefined
       }
       case FrontendMessage.Describe: {
         const { kind, name } = parseDescribe(frame.body)
         const formats = kind === 'P' ? this.portalFormats.get(name) : undefined
         this.pending.push({ kind: 'describe', target: kind, formats, result: undefined })
-        out.add(frame.raw)
+        out.add(frame.raw, frame)
         return undefined
       }
       case FrontendMessage.Sync:
         this.pending.push({ kind: 'sync' })
-        out.add(frame.raw)
+        out.add(frame.raw, frame)
         return undefined
       case FrontendMessage.Flush:
       case FrontendMessage.CopyData:
       case FrontendMessage.CopyDone:
       case FrontendMessage.CopyFail:
       case FrontendMessage.Terminate:
-        out.add(frame.raw)
+        out.add(frame.raw, frame)
         return undefined
       default:
         throw new ProtocolError('malformed', `unexpected frontend message ${JSON.stringify(String.fromCharCode(frame.type))}`)
@@ -461,7 +461,8 @@ export class PostgresRelay {
   private pumpBackend(): void {
     const out = this.backendOut
     for (let frame = this.backend.next(); frame !== undefined; frame = this.backend.next()) {
-      out.add(this.onBackend(frame))
+      const bytes = this.onBackend(frame)
+      out.add(bytes, bytes === frame.raw ? frame : undefined)
     }
     if (out.isEmpty()) return
     // One tunnel frame per read: a message that straddled reads (copied by the framer) or a
@@ -754,9 +755,41 @@ function guardrailError(verdict: Verdict, upstream: ErrorFields): Buffer {
  */
 class Batch {
   private pieces: Buffer[] = []
+  /** Whole frames of one chunk added in a row and not yet sliced: bytes [start, end) of it. */
+  private chunk: Buffer | undefined
+  private start = 0
+  private end = 0
 
-  add(piece: Buffer): void {
+  /**
+   * `piece`, which is the frame at `place` when one is given: then frames that follow each other in
+   * the same chunk are merged by offset (no slice made, no ArrayBuffer compared, per message).
+   */
+  add(piece: Buffer, place?: Pick<Frame, 'chunk' | 'offset'>): void {
     if (piece.length === 0) return
+    const chunk = place?.chunk
+    if (chunk !== undefined) {
+      if (chunk === this.chunk && place!.offset === this.end) {
+        this.end += piece.length
+        return
+      }
+      this.flushRun()
+      this.chunk = chunk
+      this.start = place!.offset
+      this.end = place!.offset + piece.length
+      return
+    }
+    this.flushRun()
+    this.push(piece)
+  }
+
+  private flushRun(): void {
+    if (this.chunk === undefined) return
+    const run = this.chunk.subarray(this.start, this.end)
+    this.chunk = undefined
+    this.push(run)
+  }
+
+  private push(piece: Buffer): void {
     const last = this.pieces[this.pieces.length - 1]
     if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
       this.pieces[this.pieces.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length)
@@ -766,10 +799,11 @@ class Batch {
   }
 
   isEmpty(): boolean {
-    return this.pieces.length === 0
+    return this.pieces.length === 0 && this.chunk === undefined
   }
 
   take(): Buffer[] {
+    this.flushRun()
     const pieces = this.pieces
     this.pieces = []
     return pieces
