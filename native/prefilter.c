@@ -711,7 +711,8 @@ static napi_value js_copy_line(napi_env env, napi_callback_info info) {
 /*
  * dataRows(scanner, chunk, start, out, carry): the DataRow messages ('D', Int32 length, body) that
  * follow each other whole in `chunk` from `start`, each scanned as by dataRow; out[i] gets row i's
- * flags together. Stops at any other message, one cut off by the chunk's end, one row_flags cannot
+ * flags together. Stops after a row that raises anything (its cells' flags are then in io, as
+ * after dataRow), and at any other message, one cut off by the chunk's end, one row_flags cannot
  * read (the caller scans that one alone and reports it), or when `out` is full. Returns the rows
  * scanned. One call for a read's worth of rows: a call into C costs about as much as scanning a
  * 100-byte row.
@@ -741,6 +742,7 @@ static napi_value js_data_rows(napi_env env, napi_callback_info info) {
     if (flags < 0) break;
     ((int32_t *)out)[rows++] = flags;
     at += 1 + size;
+    if (flags != 0) break; /* its cells' flags stay in io for the caller */
   }
   return int32_value(env, rows);
 }

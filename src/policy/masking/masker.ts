@@ -235,7 +235,7 @@ class DefaultMasker implements Masker {
    * Results of one call into C over the messages of the current read: for the `count` messages
    * from the one at `next`, in order; `key` is what they were scanned under (columns or a dialect).
    */
-  private readonly batch = { chunk: undefined as Buffer | undefined, key: undefined as unknown, next: -1, index: 0, count: 0, out: new Int32Array(BATCH) }
+  private readonly batch = { chunk: undefined as Buffer | undefined, key: undefined as unknown, next: -1, index: 0, count: 0, scan: 0, out: new Int32Array(BATCH) }
 
   constructor(config: MaskingConfig, options: MaskerOptions) {
     const enabled = config.detectors ?? DETECTORS
@@ -373,8 +373,9 @@ class DefaultMasker implements Masker {
     if (native !== undefined) {
       if (native === -1) throw malformed()
       if (native === 0 && !(plan as Plan<ColumnField>).anyRuled) return undefined
-      // Each cell's flags: a batch keeps only the row's, so this row is scanned again alone.
-      if (batched !== undefined) prefilter.dataRow(body, columns, carried)
+      // Each cell's flags: a batch ends with the row that raises, its cells' flags left in io,
+      // unless another scan came since (then this row is scanned again alone).
+      if (batched !== undefined && (this.batch.index !== this.batch.count || prefilter.rowScans !== this.batch.scan)) prefilter.dataRow(body, columns, carried)
       prefilter.cellFlags(count, flags)
       return this.maskRow(valuesOf(body, count), columns, flags)
     }
@@ -519,6 +520,7 @@ class DefaultMasker implements Masker {
           ? this.prefilter.dataRows(chunk, at, key as readonly Column[], carried, batch.out)
           : this.prefilter.copyLines(chunk, at, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, this.textColumn, carried, batch.out)
       batch.count = scanned ?? 0
+      batch.scan = this.prefilter.rowScans
       batch.index = 0
       batch.key = key
       if (batch.count === 0) {

@@ -128,6 +128,8 @@ export class Prefilter {
   private readonly io: Int32Array | undefined
   /** The column specs last written to io (sessions sharing this prefilter take turns). */
   private written: readonly ColumnSpec[] | undefined
+  /** Calls that wrote cell flags to io so far: {@link cellFlags} reads those of the last one. */
+  rowScans = 0
 
   private constructor(spec: PrefilterSpec, mode: ScanMode) {
     this.atSign = spec.atSign
@@ -231,6 +233,7 @@ export class Prefilter {
    */
   dataRow(body: Uint8Array, columns: readonly ColumnSpec[], carry: boolean): number | undefined {
     if (this.scanner === undefined || !this.writeSpecs(columns)) return undefined
+    this.rowScans++
     const raised = nativePrefilter!.dataRow(this.scanner, body, carry)
     return raised === -2 ? undefined : raised
   }
@@ -255,11 +258,13 @@ export class Prefilter {
   /**
    * {@link dataRow} over the DataRow messages (type, length, body) that follow each other whole in
    * `chunk` from `start`, in one call: each row's flags into `out`; the number of rows scanned (it
-   * stops at any other message, one cut off, one that does not read, or a full `out`); undefined
-   * without the addon.
+   * stops after a row that raises anything, whose cells' flags {@link cellFlags} then reads, and at
+   * any other message, one cut off, one that does not read, or a full `out`); undefined without
+   * the addon.
    */
   dataRows(chunk: Uint8Array, start: number, columns: readonly ColumnSpec[], carry: boolean, out: Int32Array): number | undefined {
     if (this.scanner === undefined || !this.writeSpecs(columns)) return undefined
+    this.rowScans++
     return nativePrefilter!.dataRows(this.scanner, chunk, start, out, carry)
   }
 
