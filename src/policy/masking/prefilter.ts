@@ -12,12 +12,12 @@
  * Windows across the boundary between two cells of a row are checked from the last three bytes
  * carried over, so a canary form split over columns still shows its anchor.
  *
- * The same scan runs in C when the addon is built (see native.ts): whole DataRow bodies and COPY
- * lines go there in one call each. The JavaScript here is the reference the C code is tested
- * against, and what runs without the addon.
+ * The same scan runs in C when the addon is built (see native.ts and native/prefilter.c, which
+ * uses SIMD where it can): a value, a DataRow body, a COPY line, or every row of a read in one
+ * call. The JavaScript here is the reference the C code is tested against, and what runs without
+ * the addon.
  */
 import { type NativeScanner, nativePrefilter } from './native.js'
-
 
 const enum Block {
   /** The block ends a 4-byte anchor (in some ASCII case). */
