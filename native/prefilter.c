@@ -16,7 +16,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__) || defined(_M_X64)
+/* The SIMD scan uses GCC/Clang target attributes and builtins: x86-64 with GCC or Clang only. */
+#if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define HAVE_SIMD 1
 #endif

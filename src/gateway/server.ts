@@ -520,7 +520,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maskingScan = nativePrefilter === undefined ? 'javascript' : 'native'
   logger.info({ event: 'gateway.listen', url: url.href, tls: Boolean(tls), connections: config.connections.length, maskingScan }, 'gateway listening')
   if (nativePrefilter === undefined) {
-    logger.warn({ event: 'gateway.masking-scan' }, 'the masking prefilter addon is not built (build/Release/airlock_prefilter.node): masking runs in JavaScript, several times slower; run `npm rebuild airlock` or `npm ci` with a C compiler')
+    logger.warn({ event: 'gateway.masking-scan' }, 'the masking prefilter addon is not built (build/Release/airlock_prefilter.node): masking runs in JavaScript, several times slower; install a C compiler, make and Python, then run `npm run install` in the checkout (or `npm rebuild airlock` where it is installed)')
   }
 
   let drained: Promise<void> | undefined
