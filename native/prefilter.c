@@ -26,6 +26,8 @@ enum { BLOCK_ANCHOR = 1 << 2, BLOCK_DIGIT = 2 << 2, BLOCK_AT = 4 << 2, BLOCK_PER
 enum { SLOT_BITS = 16, MAX_GAP = 2 };
 /* Per column in the io array: mask, digit limit, digit flags, always. */
 enum { SPEC_WIDTH = 4 };
+/* Byte classes of the SIMD scan (see Scanner.classes). */
+enum { CLASS_SEPARATOR = 1, CLASS_DIGIT = 2, CLASS_AT = 4, CLASS_PERCENT = 8 };
 /* Teddy's buckets: two lanes of 8. */
 enum { BUCKETS = 16 };
 /* Anchors above which Teddy goes fat: the canary alone has a few dozen at most. */
@@ -216,7 +218,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
   /* One AND of two lookups classifies 32 bytes (see Scanner.classes). */
   const __m256i classes_low = _mm256_loadu_si256((const __m256i *)s->classes[0]);
   const __m256i classes_high = _mm256_loadu_si256((const __m256i *)s->classes[1]);
-  const __m256i run_bits = _mm256_set1_epi8(3);
+  const __m256i run_bits = _mm256_set1_epi8(CLASS_SEPARATOR | CLASS_DIGIT);
   __m256i special = zero;
   uint8_t pad[96];
   uint64_t previous = 0, previous_numerals = 0; /* the classes and digits of the previous 32 bytes */
@@ -262,7 +264,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
     __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
     __m256i cls = _mm256_and_si256(_mm256_shuffle_epi8(classes_low, _mm256_and_si256(v0, nibble)), _mm256_shuffle_epi8(classes_high, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibble)));
     special = _mm256_or_si256(special, cls);
-    uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* bit 1 to bit 7 */
+    uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* CLASS_DIGIT (bit 1) to bit 7 */
     if (digits && numerals == 0 && !deferred) {
       /*
        * No digit here, and no run waiting from the bytes before: these 32 bytes are taken as
@@ -328,7 +330,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
       previous_numerals = 0;
     }
   }
-  uint32_t found = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(special, _mm256_set1_epi8(12)), zero));
+  uint32_t found = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(special, _mm256_set1_epi8(CLASS_AT | CLASS_PERCENT)), zero));
   if (found != 0) {
     /* Which of the two: rare enough to look again. */
     if (s->at_sign != 0 && memchr(b + from, 0x40, (size_t)(to - from)) != NULL) flags |= s->at_sign;
@@ -391,20 +393,20 @@ static napi_status typed(napi_env env, napi_value value, napi_typedarray_type wa
 }
 
 static napi_status bytes_of(napi_env env, napi_value value, const uint8_t **data, size_t *length) {
-  void *raw;
-  napi_typedarray_type type;
-  napi_value buffer;
-  size_t offset;
-  napi_status status = napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset);
-  if (status != napi_ok) return status;
-  if (type != napi_uint8_array) return napi_invalid_arg;
-  *data = raw;
-  return napi_ok;
+  return typed(env, value, napi_uint8_array, (void **)data, length);
 }
 
-static Scanner *scanner_of(napi_env env, napi_value value) {
+/*
+ * The arguments of a call on a scanner: exactly `count` of them, the scanner first. NULL (with a
+ * RangeError thrown, `usage` its message) when they are not.
+ */
+static Scanner *scanner_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
   void *data = NULL;
-  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count || napi_get_value_external(env, argv[0], &data) != napi_ok) {
+    throw_range(env, usage);
+    return NULL;
+  }
   return data;
 }
 
@@ -452,13 +454,14 @@ static void teddy_add(uint8_t tables[4][2][32], uint32_t key, int bucket) {
  * Teddy's tables: each anchor (a letter in both cases) goes to the bucket where it adds the least
  * to the chance of a false candidate in ordinary text, as Hyperscan assigns its literals.
  */
-static const uint32_t *ordering_keys;
-static int by_cost(const void *a, const void *b) {
-  uint8_t tables[2][4][2][32];
-  memset(tables, 0, sizeof(tables));
-  teddy_add(tables[0], ordering_keys[*(const size_t *)a], 0);
-  teddy_add(tables[1], ordering_keys[*(const size_t *)b], 0);
-  double x = bucket_cost(tables[0], 0), y = bucket_cost(tables[1], 0);
+/* An anchor and what it costs in a bucket of its own: the costliest are placed first. */
+typedef struct {
+  uint32_t key;
+  double cost;
+} Ranked;
+
+static int costliest_first(const void *a, const void *b) {
+  double x = ((const Ranked *)a)->cost, y = ((const Ranked *)b)->cost;
   return x > y ? -1 : x < y;
 }
 
@@ -467,32 +470,34 @@ static void build_teddy(Scanner *s, const uint32_t *keys, size_t count) {
   double costs[BUCKETS] = {0};
   s->fat = count > FAT_ABOVE;
   int buckets = s->fat ? BUCKETS : BUCKETS / 2;
-  size_t *order = malloc((count + 1) * sizeof(size_t));
-  if (order == NULL) {
+  Ranked *ranked = malloc((count + 1) * sizeof(Ranked));
+  if (ranked == NULL) {
     memset(s->teddy, 0xff, sizeof(s->teddy)); /* every window a candidate: slow, still exact */
     return;
   }
-  for (size_t k = 0; k < count; k++) order[k] = k;
-  ordering_keys = keys;
-  qsort(order, count, sizeof(size_t), by_cost);
-  for (size_t n = 0; n < count; n++) {
-    size_t k = order[n];
+  for (size_t k = 0; k < count; k++) {
+    uint8_t alone[4][2][32] = {{{0}}};
+    teddy_add(alone, keys[k], 0);
+    ranked[k] = (Ranked){keys[k], bucket_cost(alone, 0)};
+  }
+  qsort(ranked, count, sizeof(Ranked), costliest_first);
+  for (size_t k = 0; k < count; k++) {
     int best = 0;
     double best_added = 0;
     for (int bucket = 0; bucket < buckets; bucket++) {
       uint8_t trial[4][2][32];
       memcpy(trial, s->teddy, sizeof(trial));
-      teddy_add(trial, keys[k], bucket);
+      teddy_add(trial, ranked[k].key, bucket);
       double added = bucket_cost(trial, bucket) - costs[bucket];
       if (bucket == 0 || added < best_added) {
         best = bucket;
         best_added = added;
       }
     }
-    teddy_add(s->teddy, keys[k], best);
+    teddy_add(s->teddy, ranked[k].key, best);
     costs[best] += best_added;
   }
-  free(order);
+  free(ranked);
   if (!s->fat)
     for (int q = 0; q < 4; q++)
       for (int t = 0; t < 2; t++) memcpy(s->teddy[q][t] + 16, s->teddy[q][t], 16);
@@ -550,15 +555,15 @@ static napi_value create(napi_env env, napi_callback_info info) {
   s->at_sign = ((int32_t *)bits)[0];
   s->percent = ((int32_t *)bits)[1];
   s->across = ((int32_t *)bits)[2];
-  static const int separators[] = {0x0, 0x8, 0x9, 0xb, 0xd, 0xe, 0xf}; /* low nibbles of 0x20 0x28 0x29 0x2b 0x2d 0x2e 0x2f */
-  for (int lane = 0; lane < 32; lane += 16) {
-    s->classes[1][lane + 2] = 1 | (s->percent != 0 ? 8 : 0);
-    s->classes[1][lane + 3] = 2;
-    s->classes[1][lane + 4] = s->at_sign != 0 ? 4 : 0;
-    for (int k = 0; k < 7; k++) s->classes[0][lane + separators[k]] |= 1;
-    for (int k = 0; k <= 9; k++) s->classes[0][lane + k] |= 2;
-    s->classes[0][lane + 0] |= 4;
-    s->classes[0][lane + 5] |= 8;
+  /* Exact by nibbles: the separators all have the high nibble 2, the digits 3. */
+  for (int byte = 0; byte < 0x80; byte++) {
+    uint8_t bit = DIGIT_CLASS[byte] == 2 ? CLASS_SEPARATOR : DIGIT_CLASS[byte] == 1 ? CLASS_DIGIT : 0;
+    if (byte == 0x40 && s->at_sign != 0) bit = CLASS_AT;
+    if (byte == 0x25 && s->percent != 0) bit = CLASS_PERCENT;
+    for (int lane = 0; bit != 0 && lane < 32; lane += 16) {
+      s->classes[0][lane + (byte & 15)] |= bit;
+      s->classes[1][lane + (byte >> 4)] |= bit;
+    }
   }
   s->io = io;
   s->io_length = io_length;
@@ -579,11 +584,9 @@ static napi_value int32_value(napi_env env, int32_t value) {
 
 /* scan(scanner, bytes, from, to, digitLimit, digitFlags, carry: 0 none, 1 go on, 2 fresh) */
 static napi_value js_scan(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Scanner *s = argc == 7 ? scanner_of(env, argv[0]) : NULL;
-  if (s == NULL) return throw_range(env, "scan takes a scanner and 6 arguments");
+  Scanner *s = scanner_args(env, info, 7, argv, "scan takes a scanner and 6 arguments");
+  if (s == NULL) return NULL;
   const uint8_t *b;
   size_t length;
   int32_t from, to, limit, digit_flags, carry;
@@ -663,11 +666,9 @@ static int32_t copy_flags(Scanner *s, const uint8_t *b, int end, const CopySpec 
 
 /* dataRow(scanner, body, carry): row_flags of one body. */
 static napi_value js_data_row(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Scanner *s = argc == 3 ? scanner_of(env, argv[0]) : NULL;
-  if (s == NULL) return throw_range(env, "dataRow takes a scanner, a body and a carry flag");
+  Scanner *s = scanner_args(env, info, 3, argv, "dataRow takes a scanner, a body and a carry flag");
+  if (s == NULL) return NULL;
   const uint8_t *b;
   size_t length;
   bool carry;
@@ -693,11 +694,9 @@ static napi_status copy_spec_of(napi_env env, napi_value *argv, CopySpec *spec) 
 
 /* copyLine(scanner, line, end, delimiter, null, digitLimit, digitFlags, mask, carry): copy_flags. */
 static napi_value js_copy_line(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Scanner *s = argc == 9 ? scanner_of(env, argv[0]) : NULL;
-  if (s == NULL) return throw_range(env, "copyLine takes a scanner and 8 arguments");
+  Scanner *s = scanner_args(env, info, 9, argv, "copyLine takes a scanner and 8 arguments");
+  if (s == NULL) return NULL;
   const uint8_t *b;
   size_t length;
   int32_t end;
@@ -707,6 +706,43 @@ static napi_value js_copy_line(napi_env env, napi_callback_info info) {
   CHECK(copy_spec_of(env, argv + 3, &spec));
   if (end < 0 || (size_t)end > length) return throw_range(env, "copyLine end outside the line");
   return int32_value(env, copy_flags(s, b, end, &spec));
+}
+
+/* A walk over the messages of one read: the chunk, where the next message starts, the output. */
+typedef struct {
+  const uint8_t *bytes;
+  size_t length;
+  size_t at;
+  int32_t *out;
+  size_t capacity;
+  size_t count;
+} Walk;
+
+/* argv[1] chunk, argv[2] start, argv[3] out (Int32Array); false (a RangeError `usage` thrown) when they do not fit. */
+static bool walk_of(napi_env env, napi_value *argv, Walk *walk, const char *usage) {
+  int32_t start;
+  void *out;
+  if (bytes_of(env, argv[1], &walk->bytes, &walk->length) != napi_ok || napi_get_value_int32(env, argv[2], &start) != napi_ok ||
+      typed(env, argv[3], napi_int32_array, &out, &walk->capacity) != napi_ok || start < 0 || (size_t)start > walk->length || walk->length > INT32_MAX) {
+    throw_range(env, usage);
+    return false;
+  }
+  walk->at = (size_t)start;
+  walk->out = out;
+  walk->count = 0;
+  return true;
+}
+
+/*
+ * The length field of the message of `type` at the walk's position, whole inside the chunk (its
+ * body is the `size - 4` bytes from at + 5); 0 when there is none, or `out` is full.
+ */
+static uint32_t walk_next(const Walk *walk, uint8_t type) {
+  const uint8_t *b = walk->bytes;
+  size_t at = walk->at;
+  if (walk->count >= walk->capacity || at + 5 > walk->length || b[at] != type) return 0;
+  uint32_t size = ((uint32_t)b[at + 1] << 24) | ((uint32_t)b[at + 2] << 16) | ((uint32_t)b[at + 3] << 8) | b[at + 4];
+  return size < 4 || size > walk->length - at - 1 ? 0 : size;
 }
 
 /*
@@ -719,66 +755,41 @@ static napi_value js_copy_line(napi_env env, napi_callback_info info) {
  * 100-byte row.
  */
 static napi_value js_data_rows(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Scanner *s = argc == 5 ? scanner_of(env, argv[0]) : NULL;
-  if (s == NULL) return throw_range(env, "dataRows takes a scanner, a chunk, a start, an output and a carry flag");
-  const uint8_t *b;
-  size_t length, capacity;
-  int32_t start;
-  void *out;
+  Scanner *s = scanner_args(env, info, 5, argv, "dataRows takes a scanner, a chunk, a start, an output and a carry flag");
+  Walk walk;
   bool carry;
-  CHECK(bytes_of(env, argv[1], &b, &length));
-  CHECK(napi_get_value_int32(env, argv[2], &start));
-  CHECK(typed(env, argv[3], napi_int32_array, &out, &capacity));
+  if (s == NULL || !walk_of(env, argv, &walk, "dataRows takes a chunk, a start inside it and an Int32Array")) return NULL;
   CHECK(napi_get_value_bool(env, argv[4], &carry));
-  if (start < 0 || (size_t)start > length || length > INT32_MAX) return throw_range(env, "dataRows start outside the chunk");
-  int32_t rows = 0;
-  size_t at = (size_t)start;
-  while ((size_t)rows < capacity && at + 5 <= length && b[at] == 'D') {
-    uint32_t size = ((uint32_t)b[at + 1] << 24) | ((uint32_t)b[at + 2] << 16) | ((uint32_t)b[at + 3] << 8) | b[at + 4];
-    if (size < 4 || size > length - at - 1) break;
-    int32_t flags = row_flags(s, b + at + 5, size - 4, carry);
+  for (uint32_t size; (size = walk_next(&walk, 'D')) != 0;) {
+    int32_t flags = row_flags(s, walk.bytes + walk.at + 5, size - 4, carry);
     if (flags < 0) break;
-    ((int32_t *)out)[rows++] = flags;
-    at += 1 + size;
+    walk.out[walk.count++] = flags;
+    walk.at += 1 + size;
     if (flags != 0) break; /* its cells' flags stay in io for the caller */
   }
-  return int32_value(env, rows);
+  return int32_value(env, (int32_t)walk.count);
 }
 
 /*
- * copyLines(scanner, chunk, start, out, csv, delimiter, null, digitLimit, digitFlags, mask, carry):
- * the CopyData messages ('d', Int32 length, one line) that follow each other whole in `chunk` from
- * `start`: out[i] gets line i's copy_flags, or -1 when the line holds a byte that needs unescaping
- * (a backslash in text, a quote in CSV: the caller parses that one). Stops as dataRows does.
+ * copyLines(scanner, chunk, start, out, quote, delimiter, null, digitLimit, digitFlags, mask,
+ * carry): the CopyData messages ('d', Int32 length, one line) that follow each other whole in
+ * `chunk` from `start`: out[i] gets line i's copy_flags, or -1 when the line holds a byte that
+ * needs unescaping (a backslash in text, the quote in CSV, where `quote` is not -1: the caller
+ * parses that one). Stops at any other message, one cut off, or when `out` is full.
  */
 static napi_value js_copy_lines(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
   napi_value argv[11];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Scanner *s = argc == 11 ? scanner_of(env, argv[0]) : NULL;
-  if (s == NULL) return throw_range(env, "copyLines takes a scanner and 10 arguments");
-  const uint8_t *b;
-  size_t length, capacity;
-  int32_t start, quote;
-  void *out;
+  Scanner *s = scanner_args(env, info, 11, argv, "copyLines takes a scanner and 10 arguments");
+  Walk walk;
+  int32_t quote;
   CopySpec spec;
-  CHECK(bytes_of(env, argv[1], &b, &length));
-  CHECK(napi_get_value_int32(env, argv[2], &start));
-  CHECK(typed(env, argv[3], napi_int32_array, &out, &capacity));
+  if (s == NULL || !walk_of(env, argv, &walk, "copyLines takes a chunk, a start inside it and an Int32Array")) return NULL;
   CHECK(napi_get_value_int32(env, argv[4], &quote));
   CHECK(copy_spec_of(env, argv + 5, &spec));
-  if (start < 0 || (size_t)start > length || length > INT32_MAX) return throw_range(env, "copyLines start outside the chunk");
-  /* Text: a backslash; CSV (quote >= 0): the quote byte. */
   int special = quote >= 0 ? quote : 0x5c;
-  int32_t lines = 0;
-  size_t at = (size_t)start;
-  while ((size_t)lines < capacity && at + 5 <= length && b[at] == 'd') {
-    uint32_t size = ((uint32_t)b[at + 1] << 24) | ((uint32_t)b[at + 2] << 16) | ((uint32_t)b[at + 3] << 8) | b[at + 4];
-    if (size < 4 || size > length - at - 1) break;
-    const uint8_t *line = b + at + 5;
+  for (uint32_t size; (size = walk_next(&walk, 'd')) != 0;) {
+    const uint8_t *line = walk.bytes + walk.at + 5;
     int end = (int)(size - 4);
     int32_t flags;
     if (memchr(line, special, (size_t)end) != NULL) {
@@ -788,10 +799,10 @@ static napi_value js_copy_lines(napi_env env, napi_callback_info info) {
       if (quote >= 0 && end > 0 && line[end - 1] == 0x0d) end--;
       flags = copy_flags(s, line, end, &spec);
     }
-    ((int32_t *)out)[lines++] = flags;
-    at += 1 + size;
+    walk.out[walk.count++] = flags;
+    walk.at += 1 + size;
   }
-  return int32_value(env, lines);
+  return int32_value(env, (int32_t)walk.count);
 }
 
 static void init_tables(void) {
