@@ -195,15 +195,10 @@ function parseCsv(body: Buffer, ending: Buffer, dialect: CopyDialect): CopyLine 
   return { values, raw, ending }
 }
 
-/** Text format: the letter after a backslash for each byte that must be escaped (0: written as it is). */
+/** Text format: the letter after a backslash for each byte that must be escaped (0: written as it is); {@link SIMPLE_ESCAPES} reversed. */
 const TEXT_ESCAPES = new Uint8Array(256)
 TEXT_ESCAPES[BACKSLASH] = BACKSLASH
-TEXT_ESCAPES[NEWLINE] = 0x6e
-TEXT_ESCAPES[RETURN] = 0x72
-TEXT_ESCAPES[0x09] = 0x74
-TEXT_ESCAPES[0x08] = 0x62
-TEXT_ESCAPES[0x0c] = 0x66
-TEXT_ESCAPES[0x0b] = 0x76
+for (const [letter, byte] of Object.entries(SIMPLE_ESCAPES)) TEXT_ESCAPES[byte] = Number(letter)
 const TEXT_SPECIALS = [...TEXT_ESCAPES.keys()].filter((byte) => TEXT_ESCAPES[byte] !== 0)
 
 /** A field value written back: escaped (text) or quoted (csv); null as the NULL spelling. */

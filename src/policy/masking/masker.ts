@@ -479,8 +479,7 @@ class DefaultMasker implements Masker {
     if (end > 0 && line[end - 1] === NEWLINE) end--
     if (dialect.csv && end > 0 && line[end - 1] === RETURN) end--
     const prefilter = this.prefilter
-    const nullBytes = dialect.null
-    const native = prefilter.copyLine(line, end, dialect.delimiter, nullBytes, column, this.canary !== undefined)
+    const native = prefilter.copyLine(line, end, dialect.delimiter, dialect.null, column, this.canary !== undefined)
     if (native !== undefined) return native === 0
     const carry = this.canary === undefined ? undefined : this.carry
     if (carry !== undefined) carry.length = 0

@@ -9,6 +9,7 @@ import { Canary } from '../../../../src/policy/masking/canary.js'
 import { BUILTIN_DETECTORS, DETECTORS } from '../../../../src/policy/masking/detectors.js'
 import { nativePrefilter } from '../../../../src/policy/masking/native.js'
 import { type Carry, type ColumnSpec, Prefilter, type PrefilterSpec } from '../../../../src/policy/masking/prefilter.js'
+import { serializeDataRow } from '../../../../src/protocols/postgres/messages.js'
 import { loadCorpus } from '../../../fixtures/masking/corpus.js'
 import { type Random, randomSecret, seeded, words } from '../../../fixtures/masking/random.js'
 
@@ -67,17 +68,9 @@ function randomValue(random: Random, anchors: readonly string[]): Buffer {
   return Buffer.from(parts.join('').slice(0, target + random.int(0, 3)))
 }
 
-/** A DataRow body of `cells`. */
+/** A DataRow body of `cells`: the message without its type and length. */
 function dataRowBody(cells: readonly (Buffer | null)[]): Buffer {
-  const pieces: Buffer[] = [Buffer.alloc(2)]
-  pieces[0]!.writeUInt16BE(cells.length)
-  for (const cell of cells) {
-    const length = Buffer.alloc(4)
-    length.writeInt32BE(cell === null ? -1 : cell.length)
-    pieces.push(length)
-    if (cell !== null) pieces.push(cell)
-  }
-  return Buffer.concat(pieces)
+  return serializeDataRow(cells).subarray(5)
 }
 
 /** The JavaScript reference over a row, as the masker walks it. */
