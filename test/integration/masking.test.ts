@@ -485,6 +485,27 @@ describe('detectors through the tunnel', () => {
     expect(getField(parseErrorFields(error.frames[0]!.body), ErrorField.Message)).toBe('invalid input syntax for type integer: "[EMAIL]"')
   })
 
+  it('masks and counts every row of a result that spans many reads (clean rows pass in runs), and every COPY line', async () => {
+    ended.length = 0
+    const raw = await session('detect')
+    const value = "case when g % 997 = 0 then 'ops' || g || '@example.com' else repeat('plain text ', 5) end"
+    const plain = 'plain text '.repeat(5)
+    const result = await exchange(raw, serializeQuery(`select g, ${value} from generate_series(1, 30000) g`))
+    const rows = result.frames.filter((frame) => frame.type === BackendMessage.DataRow).map((frame) => parseDataRow(frame.body).map((cell) => cell!.toString()))
+    expect(rows.length).toBe(30_000)
+    expect(rows.filter(([, text]) => text === '[EMAIL]').map(([g]) => Number(g))).toEqual(Array.from({ length: 30 }, (_, i) => (i + 1) * 997))
+    expect(rows.filter(([, text]) => text === plain).length).toBe(30_000 - 30)
+    const copy = await exchange(raw, serializeQuery(`copy (select g, ${value} from generate_series(1, 30000) g) to stdout`))
+    const lines = copy.frames.filter((frame) => frame.type === BackendMessage.CopyData).map((frame) => frame.body.toString())
+    expect(lines.length).toBe(30_000)
+    expect(lines.filter((line) => line.endsWith('\t[EMAIL]\n')).length).toBe(30)
+    expect(lines.filter((line) => line.endsWith(`\t${plain}\n`)).length).toBe(30_000 - 30)
+    expect(ended.map((entry) => [entry.summary.rows, entry.summary.masked])).toEqual([
+      [30_000, { email: 30 }],
+      [expect.any(Number), { email: 30 }],
+    ])
+  })
+
   it('reports masked counts per detector and column rule at the end of each statement', async () => {
     ended.length = 0
     await exchange(await session('rules'), serializeQuery("select ssn, email, email as e2 from mixed where id = 1; select 'none'"))

@@ -211,6 +211,16 @@ describe('psql through airlock connect', () => {
     expect(mine[1]!.context.sequence).toBe(mine[0]!.context.sequence + 1)
   })
 
+  it('counts every row of a result that spans many reads (whole rows pass in runs)', async () => {
+    const before = ended.length
+    const result = await psql('SELECT g AS airlock_many FROM generate_series(1, 50000) g;')
+    const values = result.stdout.trim().split('\n').map(Number)
+    expect(values.length).toBe(50_000)
+    expect(values.reduce((sum, value) => sum + value, 0)).toBe((50_000 * 50_001) / 2)
+    const mine = ended.slice(before).filter((entry) => /airlock_many/.test(entry.context.text))
+    expect(mine.map((entry) => [entry.summary.outcome, entry.summary.rows, entry.summary.command])).toEqual([['ok', 50_000, 'SELECT 50000']])
+  })
+
   it('holds later messages while a hook answers asynchronously, keeping order', async () => {
     const result = await psql("SELECT 'airlock_test_async'; SELECT 'after';")
     expect(result.stdout.trim().split('\n')).toEqual(['airlock_test_async', 'after'])

@@ -80,6 +80,14 @@ export interface MessagePlace {
   readonly offset: number
 }
 
+/** What {@link Masker.cleanRows} and {@link Masker.cleanCopyLines} found: set by them, owned by the caller. */
+export interface CleanRun {
+  /** Messages that need nothing masked, one after another from the offset given. */
+  count: number
+  /** Where they end in the chunk (the offset given when there are none). */
+  end: number
+}
+
 /** Masked values since the last {@link Masker.takeCounts}, for the audit's `statement.end`. */
 export interface MaskCounts {
   /** Findings and rewritten cells, all kinds together. */
@@ -120,6 +128,16 @@ export interface Masker {
    * are anonymous: detectors and canary apply, column rules cannot.
    */
   copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined
+  /**
+   * The DataRow messages (type, length, body) at `offset` of `chunk` and after it, whole in the
+   * chunk, that {@link dataRow} would leave unchanged under `plan`, found in one call into C: how
+   * many, and where they end, into `run`. They can be passed on as they are, without a frame each.
+   * A DataRow of the same read after them keeps its flags for {@link dataRow} with its place.
+   * None without the addon, or under column rules.
+   */
+  cleanRows(chunk: Buffer, offset: number, plan: ColumnPlan, run: CleanRun): void
+  /** {@link cleanRows} for CopyData lines of a COPY TO STDOUT in `format`, as {@link copy} without a plan reads them. */
+  cleanCopyLines(chunk: Buffer, offset: number, format: CopyFormat, run: CleanRun): void
   /** A streaming masker for command output (see {@link MaskingStream}). */
   stream(options?: MaskingStreamOptions): MaskingStream
   /** The counts since the previous call, and a fresh start. */
@@ -424,11 +442,7 @@ class DefaultMasker implements Masker {
   }
 
   copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined {
-    let dialect = this.dialects.get(format)
-    if (dialect === undefined) {
-      dialect = dialectOf(format)
-      this.dialects.set(format, dialect)
-    }
+    const dialect = this.dialect(format)
     if (plan === undefined) {
       // -1: something to unescape; undefined: not in a batch.
       const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, place, dialect)
@@ -451,6 +465,15 @@ class DefaultMasker implements Masker {
     }
     const masked = this.row(parsed.values, plan ?? this.anonymousPlan(width))
     return masked === undefined ? undefined : writeCopyLine(parsed, masked, dialect)
+  }
+
+  cleanRows(chunk: Buffer, offset: number, plan: ColumnPlan, run: CleanRun): void {
+    const columns = this.internalOf(plan)
+    this.cleanRun(chunk, offset, (plan as Plan<ColumnField>).anyRuled ? undefined : columns, run)
+  }
+
+  cleanCopyLines(chunk: Buffer, offset: number, format: CopyFormat, run: CleanRun): void {
+    this.cleanRun(chunk, offset, this.textColumn.always !== 0 ? undefined : this.dialect(format), run)
   }
 
   stream(options?: MaskingStreamOptions): MaskingStream {
@@ -507,28 +530,62 @@ class DefaultMasker implements Masker {
     // The body must be the message at `at` (its length field says so), whole inside the read.
     if (at < 0 || at + HEADER + body.length > chunk.length || chunk.readInt32BE(at + 1) !== body.length + 4) return undefined
     const batch = this.batch
-    if (chunk !== batch.chunk) {
-      batch.chunk = chunk
-      batch.count = 0
-    }
-    if (at !== batch.next || batch.index >= batch.count || batch.key !== key) {
-      const carried = this.canary !== undefined
-      const dialect = 'delimiter' in key ? key : undefined
-      const scanned =
-        dialect === undefined
-          ? this.prefilter.dataRows(chunk, at, key as readonly Column[], carried, batch.out)
-          : this.prefilter.copyLines(chunk, at, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, this.textColumn, carried, batch.out)
-      batch.count = scanned ?? 0
-      batch.scan = this.prefilter.rowScans
-      batch.index = 0
-      batch.key = key
-      if (batch.count === 0) {
-        batch.next = -1
-        return undefined
-      }
-    }
+    if ((chunk !== batch.chunk || at !== batch.next || batch.index >= batch.count || batch.key !== key) && this.startBatch(chunk, at, key) === 0) return undefined
     batch.next = at + HEADER + body.length
     return batch.out[batch.index++]
+  }
+
+  /** A new batch: the messages under `key` from `at` of `chunk` scanned in one call; how many. */
+  private startBatch(chunk: Buffer, at: number, key: readonly Column[] | CopyDialect): number {
+    const batch = this.batch
+    const carried = this.canary !== undefined
+    const dialect = 'delimiter' in key ? key : undefined
+    const scanned =
+      dialect === undefined
+        ? this.prefilter.dataRows(chunk, at, key as readonly Column[], carried, batch.out)
+        : this.prefilter.copyLines(chunk, at, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, this.textColumn, carried, batch.out)
+    batch.chunk = chunk
+    batch.count = scanned ?? 0
+    batch.scan = this.prefilter.rowScans
+    batch.index = 0
+    batch.key = key
+    batch.next = batch.count === 0 ? -1 : at
+    return batch.count
+  }
+
+  /**
+   * See {@link cleanRows}: a batch from `offset`, whose clean messages (flags 0) are counted into
+   * `run` and taken from it; the first that is not stays next for {@link fromBatch}. None when
+   * `key` is undefined (every message needs the slow path) or without the addon.
+   */
+  private cleanRun(chunk: Buffer, offset: number, key: readonly Column[] | CopyDialect | undefined, run: CleanRun): void {
+    run.count = 0
+    run.end = offset
+    if (key === undefined || !this.prefilter.native) return
+    const batch = this.batch
+    // Go on in the batch that reaches here (COPY lines are scanned past one that raises), else scan.
+    if ((chunk !== batch.chunk || offset !== batch.next || batch.index >= batch.count || batch.key !== key) && this.startBatch(chunk, offset, key) === 0) return
+    const { out, count, index } = batch
+    let clean = index
+    let at = offset
+    // The C walk read each of these whole inside the chunk: type byte, then Int32 length.
+    while (clean < count && out[clean] === 0) {
+      at += 1 + chunk.readInt32BE(at + 1)
+      clean++
+    }
+    batch.index = clean
+    batch.next = at
+    run.count = clean - index
+    run.end = at
+  }
+
+  private dialect(format: CopyFormat): CopyDialect {
+    let dialect = this.dialects.get(format)
+    if (dialect === undefined) {
+      dialect = dialectOf(format)
+      this.dialects.set(format, dialect)
+    }
+    return dialect
   }
 
   private bitsOf(names: readonly DetectorName[]): number {

@@ -49,6 +49,12 @@ export interface Frame {
   offset: number
 }
 
+/** Where a message starts inside a pushed chunk. */
+export interface MessageStart {
+  readonly chunk: Buffer
+  readonly offset: number
+}
+
 /** Type byte + Int32 length. */
 const MESSAGE_HEADER_LENGTH = 5
 /** The length field counts itself. */
@@ -138,6 +144,21 @@ class ChunkQueue {
     this.assembly = undefined
     this.filled = 0
     return assembly
+  }
+
+  /** The chunk the next unread byte is in and its offset there; undefined when empty or assembling. */
+  peek(): { chunk: Buffer; offset: number } | undefined {
+    const first = this.chunks[this.head]
+    return first === undefined || this.assembly !== undefined ? undefined : { chunk: first, offset: this.offset }
+  }
+
+  /** Passes over `count` unread bytes of the first chunk; a RangeError if it holds fewer. */
+  pass(count: number): void {
+    const first = this.chunks[this.head]
+    if (this.assembly !== undefined || first === undefined || !Number.isInteger(count) || count < 0 || this.offset + count > first.length) {
+      throw new RangeError(`cannot pass ${count} bytes: not that many unread in the first chunk`)
+    }
+    if (count > 0) this.skip(count)
   }
 
   /** Every unread byte, as the chunks (or subarrays of them) that hold it; empties the queue. */
@@ -234,6 +255,46 @@ export class MessageFramer {
     if (raw === undefined) return undefined
     this.size = 0
     return { type: raw[0]!, length: raw.length - 1, body: raw.subarray(MESSAGE_HEADER_LENGTH), raw, chunk: queue.takenFrom, offset: queue.takenAt }
+  }
+
+  /**
+   * Where the next message starts, when it starts in a pushed chunk and none of it has been read:
+   * the chunk and the offset there (for a caller that reads whole messages in place and then
+   * {@link pass}es them); undefined otherwise.
+   */
+  peek(): MessageStart | undefined {
+    if (this.failure !== undefined || this.size !== 0) return undefined
+    return this.queue.peek()
+  }
+
+  /**
+   * Passes over `count` bytes from {@link peek}'s offset, which the caller has read as whole
+   * messages inside that chunk (as {@link next} would have returned them). A RangeError when no
+   * message start is peekable or the chunk holds fewer bytes.
+   */
+  pass(count: number): void {
+    if (this.failure !== undefined) throw this.failure
+    if (this.size !== 0) throw new RangeError('cannot pass bytes in the middle of a message')
+    this.queue.pass(count)
+  }
+
+  /**
+   * The messages of `type` that follow each other whole inside `start`'s chunk from its offset
+   * (as {@link next} would return them, length checks included): how many, and where they end,
+   * into `run`. Reads only; {@link pass} moves on.
+   */
+  wholeRun(start: MessageStart, type: number, run: { count: number; end: number }): void {
+    const { chunk } = start
+    let at = start.offset
+    let count = 0
+    while (at + MESSAGE_HEADER_LENGTH <= chunk.length && chunk[at] === type) {
+      const length = chunk.readInt32BE(at + 1)
+      if (length < MIN_MESSAGE_LENGTH || length > this.maxMessageLength || at + 1 + length > chunk.length) break
+      at += 1 + length
+      count++
+    }
+    run.count = count
+    run.end = at
   }
 
   /** Every byte pushed but not yet returned in a frame (a partly received message included); empties this framer. */

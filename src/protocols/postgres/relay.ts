@@ -50,7 +50,7 @@ import {
   serializeQuery,
 } from './messages.js'
 import { BackendMessage, ErrorField, FormatCode, FrontendMessage } from './protocol.js'
-import { type CopyOutFormat, type ResultMasking, type ResultState, SWALLOWED, unsupportedBinary } from './result-masking.js'
+import { type CleanRun, type CopyOutFormat, type ResultMasking, type ResultState, SWALLOWED, unsupportedBinary } from './result-masking.js'
 import { splitStatements } from './split.js'
 
 /** Fails in the server's parser whatever the session state, so nothing of it can run. */
@@ -142,6 +142,8 @@ export class PostgresRelay {
   /** Reused per pump: one per direction, emptied by every flush. */
   private readonly frontendOut = new Batch()
   private readonly backendOut = new Batch()
+  /** What {@link passRun} found last. */
+  private readonly passed: CleanRun = { count: 0, end: 0 }
   /** ParameterStatus values the policy needs kept (see {@link PostgresSessionRequirements}). */
   private readonly pinned: ReadonlyMap<string, string> | undefined
   /** Masking: result formats each portal was bound with (client's view), the simple-query result set, a COPY out. */
@@ -460,7 +462,10 @@ export class PostgresRelay {
 
   private pumpBackend(): void {
     const out = this.backendOut
-    for (let frame = this.backend.next(); frame !== undefined; frame = this.backend.next()) {
+    for (;;) {
+      this.passRun(out)
+      const frame = this.backend.next()
+      if (frame === undefined) break
       const bytes = this.onBackend(frame)
       out.add(bytes, bytes === frame.raw ? frame : undefined)
     }
@@ -481,6 +486,48 @@ export class PostgresRelay {
       this.pendingHead = 0
     }
     return head
+  }
+
+  /**
+   * The result rows (DataRow) or COPY lines (CopyData) at the framer's position that go to the
+   * client as the server sent them, passed on in one piece without a frame each and counted as
+   * {@link onBackend} would count them: under masking those the masker finds clean, in one call
+   * into C; without masking every whole one in the read. The first that is not is left to
+   * onBackend.
+   */
+  private passRun(out: Batch): void {
+    const start = this.backend.peek()
+    if (start === undefined) return
+    const { chunk, offset } = start
+    const run = this.passed
+    const head = this.head
+    const masking = this.masking
+    const type = chunk[offset]
+    if (type === BackendMessage.DataRow) {
+      if (masking === undefined) {
+        this.backend.wholeRun(start, type, run)
+      } else {
+        const state = head?.kind === 'query' ? this.simpleResult : head?.kind === 'execute' ? head.result?.state : undefined
+        // No result set known: onBackend fails closed.
+        if (state === undefined) return
+        masking.cleanRows(chunk, offset, state, run)
+      }
+      if (run.count === 0) return
+      if (head?.kind === 'query') {
+        const statement = head.statements[head.index]
+        if (statement !== undefined) statement.rows += run.count
+      } else if (head?.kind === 'execute') {
+        head.statement.rows += run.count
+      }
+    } else if (type === BackendMessage.CopyData && (this.copying !== undefined || masking === undefined)) {
+      if (this.copying !== undefined) masking!.cleanCopyLines(chunk, offset, this.copying, run)
+      else this.backend.wholeRun(start, type, run)
+      if (run.count === 0) return
+    } else {
+      return
+    }
+    out.add(chunk.subarray(offset, run.end), start)
+    this.backend.pass(run.end - offset)
   }
 
   /** Returns the bytes to send the client for this frame (the frame itself unless rewritten). */

@@ -36,6 +36,12 @@ import {
 } from './messages.js'
 import { FormatCode } from './protocol.js'
 
+/** A run of messages that need nothing masked: how many, and where in the read they end (set by the masker). */
+export interface CleanRun {
+  count: number
+  end: number
+}
+
 /** A result column as the masker reads it. */
 export interface MaskedColumn {
   readonly name: string
@@ -67,6 +73,10 @@ export interface ResultMasker {
   text(value: string): string | undefined
   errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined
   copy(line: Buffer, format: CopyOutFormat, plan?: MaskingPlan, place?: Frame): Buffer | undefined
+  /** The DataRows from `offset` of `chunk` that {@link dataRow} would pass unchanged: how many, and where they end. */
+  cleanRows(chunk: Buffer, offset: number, plan: MaskingPlan, run: CleanRun): void
+  /** The same for the CopyData lines of a COPY TO STDOUT. */
+  cleanCopyLines(chunk: Buffer, offset: number, format: CopyOutFormat, run: CleanRun): void
   takeCounts(): { total: number; detectors: Readonly<Record<string, number>>; columns: Readonly<Record<string, number>> }
 }
 
@@ -160,6 +170,22 @@ export class ResultMasking {
       if (value !== null && value !== undefined && encoder !== undefined) values[i] = encoder(value)
     }
     return serializeDataRow(values)
+  }
+
+  /**
+   * The DataRows of `state`'s result set from `offset` of `chunk` that go out as the server sent
+   * them (see {@link ResultMasker.cleanRows}); none where the client asked for binary (every row
+   * is re-encoded).
+   */
+  cleanRows(chunk: Buffer, offset: number, state: ResultState, run: CleanRun): void {
+    if (state.encoders === undefined) return this.masking.masker.cleanRows(chunk, offset, state.plan, run)
+    run.count = 0
+    run.end = offset
+  }
+
+  /** The CopyData lines from `offset` of `chunk` that go out as the server sent them. */
+  cleanCopyLines(chunk: Buffer, offset: number, format: CopyOutFormat, run: CleanRun): void {
+    this.masking.masker.cleanCopyLines(chunk, offset, format, run)
   }
 
   /** One CopyData of a COPY TO STDOUT (one row per message, as the server sends them). */

@@ -56,19 +56,38 @@ function stream(random: Random): { bytes: Buffer; copy: boolean } {
   return { bytes: Buffer.concat(messages), copy }
 }
 
-/** What the client gets: each DataRow/CopyData masked, everything else as it is. */
-function relay(masker: Masker, bytes: Buffer, cuts: readonly number[], withPlace: boolean): string[] {
+/**
+ * What the client gets: each DataRow/CopyData masked, everything else as it is. `how`: each body
+ * alone; with its place in the read; or, as the relay does, clean runs passed first (cleanRows,
+ * cleanCopyLines) and the rest framed with their place.
+ */
+function relay(masker: Masker, bytes: Buffer, cuts: readonly number[], how: 'alone' | 'place' | 'runs'): string[] {
   const framer = new MessageFramer({ maxMessageLength: 1 << 20 })
   const plan = masker.columns(FIELDS)
   const out: string[] = []
   const format = { format: 'text' as const }
+  const withPlace = how !== 'alone'
+  const run = { count: 0, end: 0 }
   let from = 0
   for (const cut of [...cuts, bytes.length]) {
     // A fresh buffer per read, as a socket hands them over.
     const chunk = Buffer.from(bytes.subarray(from, cut))
     from = cut
     framer.push(chunk)
-    for (let frame = framer.next(); frame !== undefined; frame = framer.next()) {
+    for (;;) {
+      const start = how === 'runs' ? framer.peek() : undefined
+      if (start !== undefined) {
+        const type = start.chunk[start.offset]
+        if (type === BackendMessage.DataRow) masker.cleanRows(start.chunk, start.offset, plan, run)
+        else if (type === BackendMessage.CopyData) masker.cleanCopyLines(start.chunk, start.offset, format, run)
+        else run.count = 0
+        if (run.count > 0) {
+          for (let i = 0; i < run.count; i++) out.push(type === BackendMessage.DataRow ? JSON.stringify('unchanged') : 'unchanged')
+          framer.pass(run.end - start.offset)
+        }
+      }
+      const frame = framer.next()
+      if (frame === undefined) break
       const place = withPlace ? frame : undefined
       if (frame.type === BackendMessage.DataRow) out.push(JSON.stringify(masker.dataRow(frame.body, plan, place)?.map((cell) => cell?.toString('latin1') ?? null) ?? 'unchanged'))
       else if (frame.type === BackendMessage.CopyData) out.push(masker.copy(frame.body, format, undefined, place)?.toString('latin1') ?? 'unchanged')
@@ -84,15 +103,18 @@ describe('masking a read in one call', () => {
     const options = { secrets: [SECRET] }
     for (let round = 0; round < 60; round++) {
       const { bytes } = stream(random)
-      const reference = relay(createMasker({}, { ...options, native: false }), bytes, [], false)
+      const reference = relay(createMasker({}, { ...options, native: false }), bytes, [], 'alone')
       const cutCount = random.pick([0, 1, 3, 10, 50])
       const cuts = Array.from({ length: cutCount }, () => random.int(1, bytes.length - 1)).sort((a, b) => a - b)
-      const batched = createMasker({}, options)
-      expect(relay(batched, bytes, cuts, true)).toEqual(reference)
-      // The counts for the audit are the same too.
       const alone = createMasker({}, options)
-      relay(alone, bytes, cuts, false)
-      expect(batched.takeCounts()).toEqual(alone.takeCounts())
+      relay(alone, bytes, cuts, 'alone')
+      const counts = alone.takeCounts()
+      for (const how of ['place', 'runs'] as const) {
+        const batched = createMasker({}, options)
+        expect(relay(batched, bytes, cuts, how)).toEqual(reference)
+        // The counts for the audit are the same too.
+        expect(batched.takeCounts()).toEqual(counts)
+      }
     }
   })
 
@@ -101,7 +123,7 @@ describe('masking a read in one call', () => {
       const { bytes, copy } = stream(seeded(seed))
       const batches = vi.spyOn(nativePrefilter!, copy ? 'copyLines' : 'dataRows')
       const alone = vi.spyOn(nativePrefilter!, copy ? 'copyLine' : 'dataRow')
-      const masked = relay(createMasker({}, { secrets: [SECRET] }), bytes, [], true).join('\n')
+      const masked = relay(createMasker({}, { secrets: [SECRET] }), bytes, [], 'place').join('\n')
       expect(masked).toContain(copy ? '[EMAIL]' : '[EMAIL]')
       expect(masked).toContain('[CREDENTIAL]')
       expect(masked).not.toContain(SECRET)
@@ -111,6 +133,37 @@ describe('masking a read in one call', () => {
       batches.mockRestore()
       alone.mockRestore()
     }
+  })
+
+  it('passes clean runs without a frame each, and masks the row after a run without scanning it again', () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const { bytes, copy } = stream(seeded(seed))
+      const batches = vi.spyOn(nativePrefilter!, copy ? 'copyLines' : 'dataRows')
+      const alone = vi.spyOn(nativePrefilter!, copy ? 'copyLine' : 'dataRow')
+      const out = relay(createMasker({}, { secrets: [SECRET] }), bytes, [], 'runs')
+      const masked = out.join('\n')
+      expect(masked).toContain('[EMAIL]')
+      expect(masked).toContain('[CREDENTIAL]')
+      expect(masked).not.toContain(SECRET)
+      // Rows stop a batch where they raise, and the run after starts the next; COPY lines are scanned once.
+      expect(alone.mock.calls.length).toBe(0)
+      expect(batches.mock.calls.length).toBeLessThan(copy ? 10 : 40)
+      batches.mockRestore()
+      alone.mockRestore()
+    }
+  })
+
+  it('passes nothing under column rules (every row is rewritten), and stays exact', () => {
+    const masker = createMasker({ columns: [{ match: ['note'], strategy: 'redact' }] }, { secrets: [SECRET] })
+    const plan = masker.columns(FIELDS)
+    const row = serializeDataRow([Buffer.from('1'), Buffer.from('clean'), Buffer.from('clean')])
+    const run = { count: 7, end: 7 }
+    masker.cleanRows(Buffer.concat([row, row]), 0, plan, run)
+    expect(run).toEqual({ count: 0, end: 0 })
+    // Without rules the same rows are one clean run.
+    const plain = createMasker({}, { secrets: [SECRET] })
+    plain.cleanRows(Buffer.concat([row, row]), 0, plain.columns(FIELDS), run)
+    expect(run).toEqual({ count: 2, end: 2 * row.length })
   })
 
   it('still refuses a malformed row inside a read', () => {

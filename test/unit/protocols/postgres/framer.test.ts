@@ -127,6 +127,115 @@ describe.each([
   })
 })
 
+/**
+ * Frames as the relay reads them: before each `next`, the whole messages of the peeked type in
+ * the current chunk taken with wholeRun and passed (as raw slices of that chunk), then `next`.
+ */
+function frameWithRuns(chunks: readonly Buffer[], framer = new MessageFramer({ maxMessageLength: MAX })): { raws: Buffer[]; passed: number } {
+  const raws: Buffer[] = []
+  const run = { count: 0, end: 0 }
+  let passed = 0
+  for (const chunk of chunks) {
+    framer.push(chunk)
+    for (;;) {
+      const start = framer.peek()
+      if (start !== undefined) {
+        framer.wholeRun(start, start.chunk[start.offset]!, run)
+        for (let at = start.offset; at < run.end; at += 1 + start.chunk.readInt32BE(at + 1)) raws.push(start.chunk.subarray(at, at + 1 + start.chunk.readInt32BE(at + 1)))
+        passed += run.count
+        framer.pass(run.end - start.offset)
+      }
+      const frame = framer.next()
+      if (frame === undefined) break
+      raws.push(frame.raw)
+    }
+  }
+  return { raws, passed }
+}
+
+describe.each([
+  ['frontend', () => frontendCorpus().map((entry) => entry.bytes)],
+  ['backend', () => backendCorpus().map((entry) => entry.bytes)],
+])('MessageFramer read in runs (peek, wholeRun, pass) over a %s stream', (_direction, build) => {
+  // Each message three times in a row, so that runs of one type exist.
+  const messages = build().flatMap((message) => [message, message, message])
+  const stream = Buffer.concat(messages)
+  const same = (raws: readonly Buffer[]): boolean => raws.length === messages.length && raws.every((raw, i) => raw.equals(messages[i]!))
+
+  it('yields the same messages as next alone, for every cut in two and random chunkings, and passes runs', () => {
+    const failures: string[] = []
+    let passed = 0
+    for (let offset = 1; offset < stream.length; offset += 7) {
+      const result = frameWithRuns([stream.subarray(0, offset), stream.subarray(offset)])
+      if (!same(result.raws)) failures.push(`cut at ${offset}`)
+      passed += result.passed
+    }
+    for (let seed = 1; seed <= 50; seed++) {
+      const result = frameWithRuns(randomChunks(stream, prng(seed), [3, 17, 256, 4096, 65536][seed % 5]!))
+      if (!same(result.raws)) failures.push(`seed ${seed}`)
+    }
+    expect(failures).toEqual([])
+    expect(passed).toBeGreaterThan(messages.length)
+    expect(same(frameWithRuns(fixedChunks(stream, 1)).raws)).toBe(true)
+  })
+})
+
+describe('MessageFramer peek, wholeRun and pass', () => {
+  it('peeks only at the start of a message that has not been read into', () => {
+    const framer = new MessageFramer({ maxMessageLength: MAX })
+    expect(framer.peek()).toBeUndefined()
+    const query = fe.query('SELECT 1')
+    framer.push(query.subarray(0, 3))
+    expect(framer.peek()).toEqual({ chunk: query.subarray(0, 3), offset: 0 })
+    expect(framer.next()).toBeUndefined()
+    // The header is not all there: still at the start.
+    expect(framer.peek()?.offset).toBe(0)
+    framer.push(query.subarray(3, 8))
+    expect(framer.next()).toBeUndefined()
+    // The header has been read and the body is being assembled: no place to read from.
+    expect(framer.peek()).toBeUndefined()
+    expect(() => framer.pass(0)).toThrow(RangeError)
+    framer.push(query.subarray(8))
+    expect(framer.next()?.raw.equals(query)).toBe(true)
+    expect(framer.peek()).toBeUndefined()
+  })
+
+  it('stops a run at another type, a message cut off by the chunk, a bad length and one over the limit', () => {
+    const framer = new MessageFramer({ maxMessageLength: 64 })
+    const row = be.dataRow(['a', 'b'])
+    const run = { count: 0, end: 0 }
+    const chunkOf = (...parts: Buffer[]): { chunk: Buffer; offset: number } => ({ chunk: Buffer.concat(parts), offset: 0 })
+    const cases: [string, { chunk: Buffer; offset: number }, number][] = [
+      ['another type', chunkOf(row, row, be.commandComplete('SELECT 2'), row), 2],
+      ['cut off', chunkOf(row, row.subarray(0, row.length - 1)), 1],
+      ['a header cut off', chunkOf(row, row.subarray(0, 3)), 1],
+      ['length below 4', chunkOf(row, header('D', 3), row), 1],
+      ['length over the limit', chunkOf(row, header('D', 65), Buffer.alloc(64)), 1],
+      ['a type other than asked at the start', chunkOf(be.commandComplete('SELECT 1'), row), 0],
+    ]
+    for (const [name, start, count] of cases) {
+      framer.wholeRun(start, 0x44, run)
+      expect({ name, count: run.count, end: run.end }).toEqual({ name, count, end: count * row.length })
+    }
+  })
+
+  it('refuses to pass more than the chunk holds, and fails as next would after a bad header', () => {
+    const framer = new MessageFramer({ maxMessageLength: MAX })
+    const row = be.dataRow(['x'])
+    framer.push(Buffer.concat([row, header('D', 2)]))
+    const start = framer.peek()!
+    expect(() => framer.pass(row.length + 6)).toThrow(RangeError)
+    expect(() => framer.pass(-1)).toThrow(RangeError)
+    const run = { count: 0, end: 0 }
+    framer.wholeRun(start, 0x44, run)
+    expect(run).toEqual({ count: 1, end: row.length })
+    framer.pass(run.end)
+    expectProtocolError(() => framer.next(), 'malformed')
+    expect(framer.peek()).toBeUndefined()
+    expectProtocolError(() => framer.pass(0), 'malformed')
+  })
+})
+
 describe('MessageFramer memory', () => {
   it('returns subarrays of the chunk when it holds several whole messages', () => {
     const messages = [fe.query('SELECT 1'), fe.sync(), be.dataRow(['a', null])]
