@@ -62,6 +62,7 @@ typedef struct {
    * 8 `%` (when looked for); the AND of the low- and high-nibble entries (both lanes alike).
    */
   uint8_t classes[2][32];
+  /* 0 the scalar scan, 1 AVX2, 2 AVX-512 (see create). */
   int simd;
   /* The bytes carried from one cell of a row to the next: the last three, folded. */
   uint32_t carry_window;
@@ -195,6 +196,120 @@ static inline uint32_t fold4(const uint8_t *p) {
 
 #ifdef HAVE_SIMD
 /*
+ * The digit-run part of the SIMD scans, 32 bytes at a time: which runs of digits and separators
+ * may hold `limit` digits, each such run then counted exactly (digit_run_end).
+ */
+typedef struct {
+  int from, to, limit;
+  int power; /* the largest power of two not above limit */
+  int32_t digit_flags;
+  int on; /* still looking: digit_flags set, limit in [1, 32], nothing raised yet */
+  uint64_t previous, previous_numerals; /* the classes and digits of the previous 32 bytes */
+  int digits_done;
+  int deferred; /* a run reached the end of the previous 32 bytes and is counted from here */
+} Digits;
+
+static inline void digits_start(Digits *d, int from, int to, int limit, int32_t digit_flags) {
+  d->from = from;
+  d->to = to;
+  d->limit = limit;
+  d->digit_flags = digit_flags;
+  d->on = digit_flags != 0 && limit >= 1 && limit <= 32;
+  d->power = 1;
+  while (d->on && d->power * 2 <= limit) d->power <<= 1;
+  d->previous = 0;
+  d->previous_numerals = 0;
+  d->digits_done = -1;
+  d->deferred = 0;
+}
+
+/*
+ * The 32 bytes at k (k < to): `classes` has bit j set when byte k + j is a digit or a separator,
+ * `numerals` when it is a digit (bits past `to` may be set; they are cleared here). Returns
+ * digit_flags once a run raises (and looks no further), else 0.
+ */
+__attribute__((target("popcnt,bmi"))) static inline int32_t digits_step(Digits *d, const uint8_t *b, int k, uint64_t classes, uint64_t numerals) {
+  const int from = d->from, to = d->to, limit = d->limit;
+  if (numerals == 0 && !d->deferred) {
+    /*
+     * No digit here, and no run waiting from the bytes before: these 32 bytes are taken as
+     * outside every run. A run through them would be separators only (more than MAX_GAP in a
+     * row: digit_run_end never counts across), and one ending in them without `limit` digits
+     * before cannot raise; one starting in them is seen from the next step (digit_run_end
+     * finds its true start).
+     */
+    d->previous = 0;
+    d->previous_numerals = 0;
+    return 0;
+  }
+  if (k <= d->digits_done - 32) {
+    d->previous = 0xffffffffull; /* inside a run already counted: any run end here is at or before digits_done */
+    d->previous_numerals = 0;
+    return 0;
+  }
+  d->deferred = 0;
+  if (to - k < 32) {
+    classes &= (1ull << (to - k)) - 1;
+    numerals &= (1ull << (to - k)) - 1;
+  }
+  /* Bit j of `window`: byte k - 32 + j. Runs of at least `power` end where `runs` is set. */
+  uint64_t window = (classes << 32) | d->previous;
+  uint64_t runs = window;
+  for (int have = 1; have < d->power; have <<= 1) runs &= runs << have;
+  uint64_t ends = (runs & (runs << (limit - d->power))) >> 32;
+  if (ends != 0) {
+    uint64_t counted = (numerals << 32) | d->previous_numerals;
+    uint64_t gaps = ~window;
+    while (ends != 0) {
+      int bit = 32 + __builtin_ctzll(ends);
+      int at = k - 32 + bit;
+      ends &= ends - 1;
+      if (at <= d->digits_done) continue;
+      uint64_t after = gaps & (~0ull << bit);
+      uint64_t before = gaps & ((1ull << bit) - 1);
+      /* Where the run stops (64: at the window's end); one going on into the next bytes is left to the next step. */
+      int stop = after != 0 ? __builtin_ctzll(after) : 64;
+      if (stop == 64 && k + 32 < to && DIGIT_CLASS[b[k + 32]] != 0) {
+        d->deferred = 1;
+        break;
+      }
+      if (before != 0) {
+        int start = 64 - __builtin_clzll(before);
+        uint64_t run = (stop == 64 ? ~0ull : (1ull << stop) - 1) & ~((1ull << start) - 1);
+        /* Too few digits; or digits alone touching a lower-case letter (`ref ec9b086079795c44`), see digit_run_end. */
+        int first = k - 32 + start, end = k - 32 + stop;
+        int glued = (counted & run) == run && ((first > from && GLUE[b[first - 1]]) || (end < to && GLUE[b[end]]));
+        if (glued || __builtin_popcountll(counted & run) < limit) {
+          d->digits_done = end;
+          ends &= stop >= 63 ? 0 : ~0ull << (stop - 31); /* the rest of this run's ends */
+          continue;
+        }
+      }
+      d->digits_done = digit_run_end(b, from, to, at, limit);
+      if (d->digits_done < 0) {
+        d->on = 0;
+        return d->digit_flags;
+      }
+    }
+  }
+  d->previous = classes;
+  d->previous_numerals = numerals;
+  return 0;
+}
+
+/* What scan_simd and scan_simd512 do after the loop: which of `@` and `%` (seen in `special`), and digits scan_skip must count. */
+static int32_t scan_finish(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags, int special) {
+  int32_t flags = 0;
+  if (special) {
+    /* Which of the two: rare enough to look again. */
+    if (s->at_sign != 0 && memchr(b + from, 0x40, (size_t)(to - from)) != NULL) flags |= s->at_sign;
+    if (s->percent != 0 && memchr(b + from, 0x25, (size_t)(to - from)) != NULL) flags |= s->percent;
+  }
+  if (digit_flags != 0 && (limit < 1 || limit > 32)) flags |= scan_skip(s, b, from, to, limit, digit_flags) & digit_flags;
+  return flags;
+}
+
+/*
  * The same flags as scan_skip, found without its chain of dependent loads (which bounds it to one
  * table lookup per ~10 cycles), 32 positions per step with AVX2:
  * - anchors: Teddy over every window start, then the window looked up whole;
@@ -205,9 +320,8 @@ static inline uint32_t fold4(const uint8_t *p) {
  */
 __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
   int32_t flags = 0;
-  int digits = digit_flags != 0 && limit >= 1 && limit <= 32;
-  int power = 1; /* the largest power of two not above limit */
-  while (digits && power * 2 <= limit) power <<= 1;
+  Digits d;
+  digits_start(&d, from, to, limit, digit_flags);
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
   __m256i lo[4], hi[4];
@@ -221,9 +335,6 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
   const __m256i run_bits = _mm256_set1_epi8(CLASS_SEPARATOR | CLASS_DIGIT);
   __m256i special = zero;
   uint8_t pad[96];
-  uint64_t previous = 0, previous_numerals = 0; /* the classes and digits of the previous 32 bytes */
-  int digits_done = -1;
-  int deferred = 0; /* a run reached the end of the previous 32 bytes and is counted from here */
   int last_start = to - 4; /* the last window start that fits */
   for (int k = from; k < to; k += 32) {
     const uint8_t *p = b + k;
@@ -264,80 +375,77 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
     __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
     __m256i cls = _mm256_and_si256(_mm256_shuffle_epi8(classes_low, _mm256_and_si256(v0, nibble)), _mm256_shuffle_epi8(classes_high, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibble)));
     special = _mm256_or_si256(special, cls);
-    uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* CLASS_DIGIT (bit 1) to bit 7 */
-    if (digits && numerals == 0 && !deferred) {
-      /*
-       * No digit here, and no run waiting from the bytes before: these 32 bytes are taken as
-       * outside every run. A run through them would be separators only (more than MAX_GAP in a
-       * row: digit_run_end never counts across), and one ending in them without `limit` digits
-       * before cannot raise; one starting in them is seen from the next step (digit_run_end
-       * finds its true start).
-       */
-      previous = 0;
-      previous_numerals = 0;
-    } else if (digits && k > digits_done - 32) {
+    if (d.on) {
+      uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* CLASS_DIGIT (bit 1) to bit 7 */
       uint64_t classes = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(cls, run_bits), zero)) & 0xffffffffull;
-      deferred = 0;
-      if (to - k < 32) {
-        classes &= (1ull << (to - k)) - 1;
-        numerals &= (1ull << (to - k)) - 1;
-      }
-      /* Bit j of `window`: byte k - 32 + j. Runs of at least `power` end where `runs` is set. */
-      uint64_t window = (classes << 32) | previous;
-      uint64_t runs = window;
-      for (int have = 1; have < power; have <<= 1) runs &= runs << have;
-      uint64_t ends = (runs & (runs << (limit - power))) >> 32;
-      if (ends != 0) {
-        uint64_t counted = (numerals << 32) | previous_numerals;
-        uint64_t gaps = ~window;
-        while (ends != 0) {
-          int bit = 32 + __builtin_ctzll(ends);
-          int at = k - 32 + bit;
-          ends &= ends - 1;
-          if (at <= digits_done) continue;
-          uint64_t after = gaps & (~0ull << bit);
-          uint64_t before = gaps & ((1ull << bit) - 1);
-          /* Where the run stops (64: at the window's end); one going on into the next bytes is left to the next step. */
-          int stop = after != 0 ? __builtin_ctzll(after) : 64;
-          if (stop == 64 && k + 32 < to && DIGIT_CLASS[b[k + 32]] != 0) {
-            deferred = 1;
-            break;
-          }
-          if (before != 0) {
-            int start = 64 - __builtin_clzll(before);
-            uint64_t run = (stop == 64 ? ~0ull : (1ull << stop) - 1) & ~((1ull << start) - 1);
-            /* Too few digits; or digits alone touching a lower-case letter (`ref ec9b086079795c44`), see digit_run_end. */
-            int first = k - 32 + start, end = k - 32 + stop;
-            int glued = (counted & run) == run && ((first > from && GLUE[b[first - 1]]) || (end < to && GLUE[b[end]]));
-            if (glued || __builtin_popcountll(counted & run) < limit) {
-              digits_done = end;
-              ends &= stop >= 63 ? 0 : ~0ull << (stop - 31); /* the rest of this run's ends */
-              continue;
-            }
-          }
-          digits_done = digit_run_end(b, from, to, at, limit);
-          if (digits_done < 0) {
-            flags |= digit_flags;
-            digits = 0;
-            break;
-          }
-        }
-      }
-      previous = classes;
-      previous_numerals = numerals;
-    } else {
-      previous = 0xffffffffull; /* inside a run already counted: any run end here is at or before digits_done */
-      previous_numerals = 0;
+      flags |= digits_step(&d, b, k, classes, numerals);
     }
   }
-  uint32_t found = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(special, _mm256_set1_epi8(CLASS_AT | CLASS_PERCENT)), zero));
-  if (found != 0) {
-    /* Which of the two: rare enough to look again. */
-    if (s->at_sign != 0 && memchr(b + from, 0x40, (size_t)(to - from)) != NULL) flags |= s->at_sign;
-    if (s->percent != 0 && memchr(b + from, 0x25, (size_t)(to - from)) != NULL) flags |= s->percent;
+  int found = !_mm256_testz_si256(special, _mm256_set1_epi8(CLASS_AT | CLASS_PERCENT));
+  return flags | scan_finish(s, b, from, to, limit, digit_flags, found);
+}
+
+/*
+ * scan_simd with AVX-512 (BW): 64 positions a step, masks straight from the compares, and half
+ * the shuffles per byte (the port they all need is the bound on Intel). Teddy's 16 buckets are
+ * two lookups of 8 (no lanes to pair), and the digit runs are the same 32-byte steps.
+ */
+__attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi"))) static int32_t scan_simd512(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
+  int32_t flags = 0;
+  Digits d;
+  digits_start(&d, from, to, limit, digit_flags);
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  __m512i lo[2][4], hi[2][4];
+  const int groups = s->fat ? 2 : 1;
+  for (int g = 0; g < groups; g++)
+    for (int q = 0; q < 4; q++) {
+      lo[g][q] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(s->teddy[q][0] + 16 * g)));
+      hi[g][q] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(s->teddy[q][1] + 16 * g)));
+    }
+  const __m512i classes_low = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)s->classes[0]));
+  const __m512i classes_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)s->classes[1]));
+  const __m512i run_bits = _mm512_set1_epi8(CLASS_SEPARATOR | CLASS_DIGIT);
+  const __m512i digit_bit = _mm512_set1_epi8(CLASS_DIGIT);
+  __m512i special = _mm512_setzero_si512();
+  int last_start = to - 4; /* the last window start that fits */
+  for (int k = from; k < to; k += 64) {
+    const uint8_t *p = b + k;
+    /* Bytes past `to` load as zeros (masked loads read nothing there). */
+    __m512i v[4];
+    for (int q = 0; q < 4; q++) {
+      int left = to - k - q;
+      v[q] = left >= 64 ? _mm512_loadu_si512((const void *)(p + q)) : _mm512_maskz_loadu_epi8(left <= 0 ? 0 : (__mmask64)(~0ull >> (64 - left)), p + q);
+    }
+    if (last_start >= k) {
+      __m512i low[4], high[4];
+      for (int q = 0; q < 4; q++) {
+        low[q] = _mm512_and_si512(v[q], nibble);
+        high[q] = _mm512_and_si512(_mm512_srli_epi16(v[q], 4), nibble);
+      }
+      uint64_t starts = 0;
+      for (int g = 0; g < groups; g++) {
+        __m512i m = _mm512_and_si512(_mm512_shuffle_epi8(lo[g][0], low[0]), _mm512_shuffle_epi8(hi[g][0], high[0]));
+        for (int q = 1; q < 4; q++) m = _mm512_ternarylogic_epi32(m, _mm512_shuffle_epi8(lo[g][q], low[q]), _mm512_shuffle_epi8(hi[g][q], high[q]), 0x80);
+        starts |= _mm512_test_epi8_mask(m, m);
+      }
+      if (last_start - k < 63) starts &= (1ull << (last_start - k + 1)) - 1;
+      while (starts != 0) {
+        int j = __builtin_ctzll(starts);
+        starts &= starts - 1;
+        flags |= lookup(s, fold4(b + k + j));
+      }
+    }
+    __m512i cls = _mm512_and_si512(_mm512_shuffle_epi8(classes_low, _mm512_and_si512(v[0], nibble)), _mm512_shuffle_epi8(classes_high, _mm512_and_si512(_mm512_srli_epi16(v[0], 4), nibble)));
+    special = _mm512_or_si512(special, cls);
+    if (d.on) {
+      uint64_t numerals = _mm512_test_epi8_mask(cls, digit_bit);
+      uint64_t classes = _mm512_test_epi8_mask(cls, run_bits);
+      flags |= digits_step(&d, b, k, classes & 0xffffffffull, numerals & 0xffffffffull);
+      if (d.on && k + 32 < to) flags |= digits_step(&d, b, k + 32, classes >> 32, numerals >> 32);
+    }
   }
-  if (digit_flags != 0 && (limit < 1 || limit > 32)) flags |= scan_skip(s, b, from, to, limit, digit_flags) & digit_flags;
-  return flags;
+  int found = _mm512_test_epi8_mask(special, _mm512_set1_epi8(CLASS_AT | CLASS_PERCENT)) != 0;
+  return flags | scan_finish(s, b, from, to, limit, digit_flags, found);
 }
 #endif
 
@@ -345,7 +453,8 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
 static int32_t scan(Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags, int carry) {
   int32_t flags = carry && s->carry_length != 0 ? straddle(s, b, from, to) : 0;
 #ifdef HAVE_SIMD
-  if (s->simd && to - from >= 48) flags |= scan_simd(s, b, from, to, limit, digit_flags);
+  if (s->simd == 2 && to - from >= 48) flags |= scan_simd512(s, b, from, to, limit, digit_flags);
+  else if (s->simd && to - from >= 48) flags |= scan_simd(s, b, from, to, limit, digit_flags);
   else
 #endif
     flags |= scan_skip(s, b, from, to, limit, digit_flags);
@@ -551,6 +660,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
 #ifdef HAVE_SIMD
   __builtin_cpu_init();
   s->simd = ((int32_t *)bits)[3] != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi");
+  if (s->simd && ((int32_t *)bits)[3] != 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) s->simd = 2;
 #endif
   s->at_sign = ((int32_t *)bits)[0];
   s->percent = ((int32_t *)bits)[1];
@@ -815,6 +925,20 @@ static void init_tables(void) {
   }
 }
 
+/* simd(): the SIMD scan a scanner made now runs where it may: "avx512", "avx2" or "none". */
+static napi_value js_simd(napi_env env, napi_callback_info info) {
+  (void)info;
+  const char *name = "none";
+#ifdef HAVE_SIMD
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi"))
+    name = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "avx512" : "avx2";
+#endif
+  napi_value result;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result) != napi_ok) return fail(env, "napi_create_string_utf8");
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   init_tables();
   napi_property_descriptor properties[] = {
@@ -824,6 +948,7 @@ NAPI_MODULE_INIT() {
       {"copyLine", NULL, js_copy_line, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"dataRows", NULL, js_data_rows, NULL, NULL, NULL, napi_default_jsproperty, NULL},
       {"copyLines", NULL, js_copy_lines, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+      {"simd", NULL, js_simd, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties) != napi_ok) return NULL;
   return exports;

@@ -517,7 +517,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = new URL(`${tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${address.port}/`)
-  const maskingScan = nativePrefilter === undefined ? 'javascript' : 'native'
+  const maskingScan = nativePrefilter === undefined ? 'javascript' : `native-${nativePrefilter.simd()}`
   logger.info({ event: 'gateway.listen', url: url.href, tls: Boolean(tls), connections: config.connections.length, maskingScan }, 'gateway listening')
   if (nativePrefilter === undefined) {
     logger.warn({ event: 'gateway.masking-scan' }, 'the masking prefilter addon is not built (build/Release/airlock_prefilter.node): masking runs in JavaScript, several times slower; install a C compiler, make and Python, then run `npm run install` in the checkout (or `npm rebuild airlock` where it is installed)')

@@ -11,11 +11,13 @@ export type NativeScanner = { readonly __nativeScanner: unique symbol }
 export interface NativePrefilter {
   /**
    * A scanner over copies of the tables; `bits` is [atSign, percent, across, simd (0: the scalar
-   * scan only, as on a CPU without AVX2)]. `io` stays shared:
+   * scan only, as on a CPU without AVX2; 1: the best the CPU has; 2: AVX2 at most)]. `io` stays shared:
    * column specs in (4 ints per column: mask, digit limit, digit flags, always; the column count
    * in its last element), then cell flags out.
    */
   create(withDigits: Uint8Array, withoutDigits: Uint8Array, slots: Int32Array, anchorKeys: Int32Array, anchorFlags: Int32Array, bits: Int32Array, io: Int32Array): NativeScanner
+  /** The SIMD scan this CPU runs (`native` mode): AVX-512 (BW), AVX2, or none (the scalar walk). */
+  simd(): 'avx512' | 'avx2' | 'none'
   /** Prefilter.scan over bytes [from, to); carry 0: none, 1: go on from the previous cell, 2: a fresh row. */
   scan(scanner: NativeScanner, bytes: Uint8Array, from: number, to: number, digitLimit: number, digitFlags: number, carry: 0 | 1 | 2): number
   /** A DataRow body under the specs in io: the cells' flags together (each in io), -1 malformed, -2 specs do not fit. */

@@ -93,11 +93,12 @@ const NO_LIMIT = 0x7fffffff
 const NATIVE_MIN_BYTES = 64
 
 /**
- * Where scans run: `native` in C (AVX2 where the CPU has it, else the scalar walk), falling back to
- * JavaScript without the addon; `native-scalar` in C without SIMD (what a CPU without AVX2 runs:
- * tests); `javascript` never in C.
+ * Where scans run: `native` in C (AVX-512 or AVX2 where the CPU has them, else the scalar walk),
+ * falling back to JavaScript without the addon; `native-avx2` in C with AVX2 at most (what a CPU
+ * without AVX-512 runs: tests); `native-scalar` in C without SIMD (a CPU without AVX2: tests);
+ * `javascript` never in C.
  */
-export type ScanMode = 'native' | 'native-scalar' | 'javascript'
+export type ScanMode = 'native' | 'native-avx2' | 'native-scalar' | 'javascript'
 
 /** How the cells of one column are scanned (the masker's columns are such specs). */
 export interface ColumnSpec {
@@ -108,6 +109,9 @@ export interface ColumnSpec {
   /** Flags raised whatever the bytes. */
   readonly always: number
 }
+
+/** The C scanner's SIMD setting per mode: 0 none, 1 the best the CPU has, 2 AVX2 at most. */
+const SIMD = { native: 1, 'native-avx2': 2, 'native-scalar': 0, javascript: 0 } as const satisfies Record<ScanMode, number>
 
 export class Prefilter {
   /**
@@ -147,7 +151,7 @@ export class Prefilter {
       const keys = Int32Array.from(this.anchors.keys())
       const flags = Int32Array.from(this.anchors.values())
       this.io = new Int32Array(MAX_COLUMNS * (SPEC_WIDTH + 1) + 1)
-      this.scanner = nativePrefilter.create(this.withDigits, this.withoutDigits, this.slots, keys, flags, Int32Array.of(this.atSign, this.percent, this.across, mode === 'native' ? 1 : 0), this.io)
+      this.scanner = nativePrefilter.create(this.withDigits, this.withoutDigits, this.slots, keys, flags, Int32Array.of(this.atSign, this.percent, this.across, SIMD[mode]), this.io)
     }
   }
 
