@@ -216,6 +216,35 @@ describe('digit runs', () => {
     ['2024-03-05 10:30', false],
     ['12345678', false],
   ]
+  // Chains of digits (at most two separators between two digits) placed at every offset across
+  // the SIMD steps (32 and 64 bytes), with the gaps on either side of a step's edge.
+  const CHAINS: [string, boolean][] = [
+    ['123456789', true],
+    ['12 34--56 78 9', true],
+    ['1--2--3--4--5--6--7--8--9', true],
+    ['1 2 3 4 5 6 7 8 9', true],
+    ['12345---6789', false],
+    ['1234 5678', false],
+    ['1-2-3-4--5---6-7-8-9', false],
+    ['(415) 555-2671', true],
+  ]
+  it.each(CHAINS)('%s: the same at every offset, in C with every SIMD and in JavaScript', (chain, raised) => {
+    const failures: string[] = []
+    const modes = (['native', 'native-avx2', 'native-scalar'] as const).map((mode) => [mode, Prefilter.for(spec, mode)] as const)
+    for (const fill of ['#', ' ']) {
+      for (let offset = 0; offset < 140; offset++) {
+        const text = Buffer.from(`${fill.repeat(offset)}${chain}${fill.repeat(150 - offset)}`)
+        const expected = (reference.scan(text, 0, text.length, 9, DIGITS) & DIGITS) !== 0
+        if (expected !== raised) failures.push(`javascript, fill ${JSON.stringify(fill)}, offset ${offset}`)
+        for (const [mode, prefilter] of modes) {
+          const got = (prefilter.scanValue(text, 0, text.length, 9, DIGITS) & DIGITS) !== 0
+          if (got !== expected) failures.push(`${mode}, fill ${JSON.stringify(fill)}, offset ${offset}`)
+        }
+      }
+    }
+    expect(failures).toEqual([])
+  })
+
   for (const [text, raised] of CASES) {
     it(`${raised ? 'raises' : 'leaves'} ${JSON.stringify(text)}`, () => {
       for (const prefilter of [reference, native]) {
