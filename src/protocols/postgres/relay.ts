@@ -467,7 +467,8 @@ export class PostgresRelay {
       const frame = this.backend.next()
       if (frame === undefined) break
       const bytes = this.onBackend(frame)
-      out.add(bytes, bytes === frame.raw ? frame : undefined)
+      if (bytes === frame.raw) out.add(bytes, frame)
+      else out.replace(bytes, frame)
     }
     if (out.isEmpty()) return
     // One tunnel frame per read: a message that straddled reads (copied by the framer) or a
@@ -798,7 +799,8 @@ function guardrailError(verdict: Verdict, upstream: ErrorFields): Buffer {
 
 /**
  * Outgoing buffers for one write: slices that are adjacent in the same memory are merged, so an
- * unchanged run of messages from one read goes out as one uncopied slice.
+ * unchanged run of messages from one read goes out as one uncopied slice, and so does a read with
+ * a message rewritten no longer than it was (see {@link replace}).
  */
 class Batch {
   private pieces: Buffer[] = []
@@ -806,6 +808,41 @@ class Batch {
   private chunk: Buffer | undefined
   private start = 0
   private end = 0
+  /** Bytes moved by {@link replace} since the last take, bounded by the read's size. */
+  private moved = 0
+
+  /**
+   * `bytes` to send instead of the frame `place` (a message rewritten or dropped). When they are
+   * no longer than it and it lies in a read, they are written over the end of its bytes and the
+   * run of frames just before it moved up against them: the read still goes out as one slice,
+   * where it would otherwise be three pieces copied into a new buffer. The read's bytes are the
+   * relay's own (a socket hands each read a new buffer) and nothing still reads the frame, the run
+   * or anything before them; the moves are bounded (a read whose every row is rewritten would
+   * otherwise move the run once per row), past that the bytes are a piece of their own.
+   */
+  replace(bytes: Buffer, place: Frame): void {
+    const chunk = place.chunk
+    const size = place.raw.length
+    const end = place.offset + size
+    const follows = chunk !== undefined && chunk === this.chunk && this.end === place.offset
+    const moving = follows ? this.end - this.start : 0
+    if (chunk === undefined || bytes.length > size || bytes.buffer === chunk.buffer || this.moved + moving > chunk.length || (bytes.length === 0 && !follows)) {
+      this.add(bytes)
+      return
+    }
+    const shift = size - bytes.length
+    if (follows) {
+      if (shift > 0) chunk.copyWithin(this.start + shift, this.start, this.end)
+      this.start += shift
+      this.moved += moving
+    } else {
+      this.flushRun()
+      this.chunk = chunk
+      this.start = end - bytes.length
+    }
+    bytes.copy(chunk, end - bytes.length)
+    this.end = end
+  }
 
   /**
    * `piece`, which is the frame at `place` when one is given: then frames that follow each other in
@@ -851,6 +888,7 @@ class Batch {
 
   take(): Buffer[] {
     this.flushRun()
+    this.moved = 0
     const pieces = this.pieces
     this.pieces = []
     return pieces

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events'
 import type { Socket } from 'node:net'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { loadSqlParser } from '../../../../src/policy/index.js'
-import { copyOutStatement, createMasker } from '../../../../src/policy/masking/index.js'
+import { copyOutStatement, createMasker, type Masker } from '../../../../src/policy/masking/index.js'
 import { ALLOW_ALL } from '../../../../src/protocols/hooks.js'
 import { MessageFramer } from '../../../../src/protocols/postgres/framer.js'
 import { PostgresRelay } from '../../../../src/protocols/postgres/relay.js'
@@ -59,7 +59,11 @@ class FakeServer extends EventEmitter {
   private readonly outbox: Buffer[] = []
   private resultFormats: number[] = []
 
-  constructor(private readonly chunker: Chunker) {
+  /** @param queryAnswer what a simple Query gets instead of the conversation's answer */
+  constructor(
+    private readonly chunker: Chunker,
+    private readonly queryAnswer?: readonly Buffer[],
+  ) {
     super()
   }
 
@@ -91,6 +95,10 @@ class FakeServer extends EventEmitter {
     }
     switch (type) {
       case 'Q':
+        if (this.queryAnswer !== undefined) {
+          send(...this.queryAnswer)
+          break
+        }
         send(
           be.rowDescription([field('pw', TEXT), field('n', INT4)]),
           be.dataRow([SECRET, '1']),
@@ -149,10 +157,14 @@ const CLIENT_MESSAGES = Buffer.concat([
   fe.sync(),
 ])
 
-async function converse(client: Chunker, server: Chunker, messages: Buffer = CLIENT_MESSAGES): Promise<{ toClient: Buffer; toServer: Buffer }> {
+async function converse(
+  client: Chunker,
+  server: Chunker,
+  messages: Buffer = CLIENT_MESSAGES,
+  { masker = createMasker({ detectors: [] }, { secrets: [SECRET] }), queryAnswer }: { masker?: Masker; queryAnswer?: readonly Buffer[] } = {},
+): Promise<{ toClient: Buffer; toServer: Buffer }> {
   const transport = new FakeTransport()
-  const upstream = new FakeServer(server)
-  const masker = createMasker({ detectors: [] }, { secrets: [SECRET] })
+  const upstream = new FakeServer(server, queryAnswer)
   const masking = new ResultMasking({ masker, columnRules: false, copyOut: copyOutStatement })
   const relay = new PostgresRelay(transport, upstream as unknown as Socket, new MessageFramer({ maxMessageLength: 1 << 20 }), ALLOW_ALL, { id: 's', identity: { id: 'i', display: 'i' } as never, connection: 'c' }, true, masking)
   const ended = relay.run(Buffer.alloc(0))
@@ -211,6 +223,38 @@ describe('the relay masking path', () => {
     const expected = Buffer.concat([be.functionCallResponse(null), be.readyForQuery('I')])
     for (const [, chunker] of [['whole', whole] as [string, Chunker], ...chunkings]) {
       const run = await converse(chunker, chunker, call)
+      expect(run.toClient.equals(expected)).toBe(true)
+    }
+  })
+
+  it('sends a read whose rows are rewritten shorter, longer or dropped as the messages masked one by one, in any chunking', async () => {
+    // Every row raised: a secret (rewritten shorter, in place in the read), a short address
+    // (rewritten longer: a piece of its own), a clean row between them; and a COPY of the same.
+    const values = Array.from({ length: 300 }, (_, i) => [`${SECRET} ${i}`, `a@b.co`, `clean ${i}`][i % 3]!)
+    const rows = values.map((value, i) => be.dataRow([value, String(i)]))
+    const lines = values.map((value, i) => be.copyData(`${i}\t${value}\n`))
+    const answer = [be.rowDescription([field('pw', TEXT), field('n', INT4)]), ...rows, be.commandComplete('SELECT 300'), be.copyOutResponse(0, [0, 0]), ...lines, be.copyDone(), be.commandComplete('COPY 300'), be.readyForQuery('I')]
+    const masker = () => createMasker({ detectors: ['email'] }, { secrets: [SECRET] })
+    const alone = masker()
+    const plan = alone.columns([field('pw', TEXT), field('n', INT4)])
+    const expected = Buffer.concat([
+      answer[0]!,
+      ...values.map((value, i) => {
+        const masked = alone.row([Buffer.from(value), Buffer.from(String(i))], plan)
+        return masked === undefined ? rows[i]! : be.dataRow(masked.map((cell) => cell!))
+      }),
+      be.commandComplete('SELECT 300'),
+      be.copyOutResponse(0, [0, 0]),
+      ...values.map((value, i) => be.copyData(alone.copy(Buffer.from(`${i}\t${value}\n`), { format: 'text' }) ?? Buffer.from(`${i}\t${value}\n`))),
+      be.copyDone(),
+      be.commandComplete('COPY 300'),
+      be.readyForQuery('I'),
+    ])
+    expect(expected.toString('latin1')).toContain('[CREDENTIAL] 297')
+    expect(expected.toString('latin1')).toContain('[EMAIL]')
+    const query = fe.query('select pw, n from t; copy (select n, pw from t) to stdout')
+    for (const [, chunker] of [['whole', whole] as [string, Chunker], ...chunkings]) {
+      const run = await converse(whole, chunker, query, { masker: masker(), queryAnswer: answer })
       expect(run.toClient.equals(expected)).toBe(true)
     }
   })
