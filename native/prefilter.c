@@ -452,6 +452,8 @@ __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi"))) static int32_t scan_
 /* See Prefilter.scan: the flags bytes [from, to) raise, with carry across cells when `carry`. */
 static int32_t scan(Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags, int carry) {
   int32_t flags = carry && s->carry_length != 0 ? straddle(s, b, from, to) : 0;
+  /* Fewer bytes than `limit` digits cannot hold a run of them (a short id, a count). */
+  if (to - from < limit) digit_flags = 0;
 #ifdef HAVE_SIMD
   if (s->simd == 2 && to - from >= 48) flags |= scan_simd512(s, b, from, to, limit, digit_flags);
   else if (s->simd && to - from >= 48) flags |= scan_simd(s, b, from, to, limit, digit_flags);
