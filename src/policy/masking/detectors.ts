@@ -72,6 +72,9 @@ function reportGroup(match: RegExpExecArray, groups: readonly number[], report: 
 const EMAIL_DOMAIN = /(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![A-Za-z0-9-])/y
 /** Characters of a local part (RFC 5321 dot-atom, the common subset). */
 const LOCAL_PART = /[A-Za-z0-9._%+-]/
+/** {@link LOCAL_PART} by character code (the detector walks back from each `@` one character at a time). */
+const IN_LOCAL_PART = Uint8Array.from({ length: 128 }, (_, code) => (LOCAL_PART.test(String.fromCharCode(code)) ? 1 : 0))
+const inLocalPart = (text: string, index: number): boolean => IN_LOCAL_PART[text.charCodeAt(index)] === 1
 const MAX_LOCAL_PART = 64
 /** Top-level "domains" that are file extensions: `icon@2x.png` is a file name. */
 const FILE_EXTENSIONS = new Set(['png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'ico', 'css', 'js', 'ts', 'json', 'xml', 'html', 'htm', 'txt', 'md', 'pdf', 'csv', 'yaml', 'yml'])
@@ -87,8 +90,8 @@ const email: Detector = {
     // Around each `@` (a regex led by the local part would try every word of the text).
     for (let at = text.indexOf('@'); at >= 0; at = text.indexOf('@', at + 1)) {
       let start = at
-      while (start > 0 && at - start < MAX_LOCAL_PART + 1 && LOCAL_PART.test(text[start - 1]!)) start--
-      if (start > 0 && LOCAL_PART.test(text[start - 1]!)) continue // longer than any local part
+      while (start > 0 && at - start < MAX_LOCAL_PART + 1 && inLocalPart(text, start - 1)) start--
+      if (start > 0 && inLocalPart(text, start - 1)) continue // longer than any local part
       // The local part starts and ends with a letter, digit or _ (and %+- at the end), no `..`.
       while (start < at && /[.%+-]/.test(text[start]!)) start++
       const local = text.slice(start, at)
