@@ -386,14 +386,104 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
 }
 
 /*
+ * The digit runs of the AVX-512 scan, 64 bytes at a time and without the per-run branches of
+ * digits_step. A run can raise only where `limit` digits follow each other with at most MAX_GAP
+ * (2) separators between two of them. Those separators are bridged, the others (and every other
+ * byte) break a chain; PEXT then drops the bridged separators, leaving each chain as a row of
+ * ones as long as its digit count, and shifts find a row of `limit`. Only there (rare: a date or
+ * an order number has fewer digits) is the run counted exactly, by digit_run_end. PEXT is BMI2,
+ * which every CPU with AVX-512 has; the AVX2 scan keeps digits_step (PEXT is microcode on AMD
+ * before Zen 3).
+ */
+typedef struct {
+  int from, to, limit, power;
+  int32_t digit_flags;
+  int on;
+  uint64_t numerals, separators; /* the previous 64 bytes' digits and separators */
+  int carried; /* digits of the chain running into these 64 bytes from before */
+  int digits_done;
+} Chains;
+
+static inline void chains_start(Chains *c, int from, int to, int limit, int32_t digit_flags) {
+  c->from = from;
+  c->to = to;
+  c->limit = limit;
+  c->digit_flags = digit_flags;
+  c->on = digit_flags != 0 && limit >= 1 && limit <= 32;
+  c->power = 1;
+  while (c->on && c->power * 2 <= limit) c->power <<= 1;
+  c->numerals = 0;
+  c->separators = 0;
+  c->carried = 0;
+  c->digits_done = -1;
+}
+
+/* 1 digit, 2 separator, 0 other or past `to`: the byte at `at`. */
+static inline int class_at(const Chains *c, const uint8_t *b, int at) { return at < c->to ? DIGIT_CLASS[b[at]] : 0; }
+
+/* Counts the run around byte `at` exactly; digit_flags when it raises (and looks no further). */
+static inline int32_t chains_count(Chains *c, const uint8_t *b, int at) {
+  if (at <= c->digits_done) return 0;
+  c->digits_done = digit_run_end(b, c->from, c->to, at, c->limit);
+  if (c->digits_done >= 0) return 0;
+  c->on = 0;
+  return c->digit_flags;
+}
+
+/* The rare part of chains_step: the chains of `limit` digits found, each counted exactly. */
+__attribute__((noinline, target("popcnt,bmi,bmi2"))) static int32_t chains_found(Chains *c, const uint8_t *b, int k, uint64_t rows, int first, uint64_t kept) {
+  int32_t flags = first ? chains_count(c, b, k) : 0;
+  while (rows != 0 && flags == 0) {
+    int bit = __builtin_ctzll(rows);
+    rows &= rows - 1;
+    flags = chains_count(c, b, k + __builtin_ctzll(_pdep_u64(1ull << bit, kept)));
+  }
+  return flags;
+}
+
+/*
+ * The 64 bytes at k: bit j of `n` (digits) and `s` (separators) for byte k + j, none past `to`.
+ * Without branches but where a chain is found: digits_step's per-run branches, taken or not by
+ * every date and order number, cost more than this whole step.
+ */
+__attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Chains *c, const uint8_t *b, int k, uint64_t n, uint64_t s) {
+  const uint64_t before_n = c->numerals, before_s = c->separators;
+  c->numerals = n;
+  c->separators = s;
+  /* The two bytes after these 64: whether each is a digit (bit 0, 1) or a separator. */
+  int next0 = class_at(c, b, k + 64), next1 = class_at(c, b, k + 65);
+  uint64_t after_n = (uint64_t)(next0 == 1) | (uint64_t)(next1 == 1) << 1;
+  uint64_t after_s = (uint64_t)(next0 == 2);
+  /* x1 / x2: byte j - 1 / j - 2; y1 / y2: byte j + 1 / j + 2. */
+  uint64_t n1 = n << 1 | before_n >> 63, n2 = n << 2 | before_n >> 62, s1 = s << 1 | before_s >> 63;
+  uint64_t m1 = n >> 1 | after_n << 63, m2 = n >> 2 | after_n << 62, t1 = s >> 1 | after_s << 63;
+  /* A separator in a chain: alone between digits, or one of two between digits. */
+  uint64_t chained = n | (s & ((n1 & m1) | (n1 & t1 & m2) | (n2 & s1 & m1)));
+  uint64_t kept = n | ~chained; /* every byte but a bridged separator (never none: a bridge needs digits) */
+  uint64_t ones = _pext_u64(n, kept); /* per kept byte: 1 digit, 0 a break */
+  uint64_t rows = ones;
+  for (int have = 1; have < c->power; have <<= 1) rows &= rows << have;
+  rows &= rows << (c->limit - c->power);
+  /* A chain from the bytes before goes on into the first row here. */
+  int first = (int)(chained & 1) & (c->carried + (int)_tzcnt_u64(~ones) >= c->limit);
+  int32_t flags = (rows | (uint64_t)first) != 0 ? chains_found(c, b, k, rows, first, kept) : 0;
+  /* The chain at the end runs on into the next bytes: its digits. */
+  uint64_t top = ones << (64 - __builtin_popcountll(kept));
+  int trailing = ~top == 0 ? 64 : __builtin_clzll(~top);
+  int carried = ~chained == 0 ? c->carried + trailing : trailing;
+  c->carried = (chained >> 63) != 0 ? carried : 0;
+  return flags;
+}
+
+/*
  * scan_simd with AVX-512 (BW): 64 positions a step, masks straight from the compares, and half
  * the shuffles per byte (the port they all need is the bound on Intel). Teddy's 16 buckets are
- * two lookups of 8 (no lanes to pair), and the digit runs are the same 32-byte steps.
+ * two lookups of 8 (no lanes to pair), and the digit runs are found as chains (chains_step).
  */
-__attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi"))) static int32_t scan_simd512(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
+__attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2"))) static int32_t scan_simd512(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
   int32_t flags = 0;
-  Digits d;
-  digits_start(&d, from, to, limit, digit_flags);
+  Chains d;
+  chains_start(&d, from, to, limit, digit_flags);
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   __m512i lo[2][4], hi[2][4];
   const int groups = s->fat ? 2 : 1;
@@ -404,7 +494,7 @@ __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi"))) static int32_t scan_
     }
   const __m512i classes_low = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)s->classes[0]));
   const __m512i classes_high = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)s->classes[1]));
-  const __m512i run_bits = _mm512_set1_epi8(CLASS_SEPARATOR | CLASS_DIGIT);
+  const __m512i separator_bit = _mm512_set1_epi8(CLASS_SEPARATOR);
   const __m512i digit_bit = _mm512_set1_epi8(CLASS_DIGIT);
   __m512i special = _mm512_setzero_si512();
   int last_start = to - 4; /* the last window start that fits */
@@ -437,15 +527,18 @@ __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi"))) static int32_t scan_
     }
     __m512i cls = _mm512_and_si512(_mm512_shuffle_epi8(classes_low, _mm512_and_si512(v[0], nibble)), _mm512_shuffle_epi8(classes_high, _mm512_and_si512(_mm512_srli_epi16(v[0], 4), nibble)));
     special = _mm512_or_si512(special, cls);
-    if (d.on) {
-      uint64_t numerals = _mm512_test_epi8_mask(cls, digit_bit);
-      uint64_t classes = _mm512_test_epi8_mask(cls, run_bits);
-      flags |= digits_step(&d, b, k, classes & 0xffffffffull, numerals & 0xffffffffull);
-      if (d.on && k + 32 < to) flags |= digits_step(&d, b, k + 32, classes >> 32, numerals >> 32);
-    }
+    if (d.on) flags |= chains_step(&d, b, k, _mm512_test_epi8_mask(cls, digit_bit), _mm512_test_epi8_mask(cls, separator_bit));
   }
   int found = _mm512_test_epi8_mask(special, _mm512_set1_epi8(CLASS_AT | CLASS_PERCENT)) != 0;
   return flags | scan_finish(s, b, from, to, limit, digit_flags, found);
+}
+#endif
+
+#ifdef HAVE_SIMD
+/* What scan_simd512 needs beside AVX2: AVX-512 F and BW, and BMI2 (PEXT, PDEP) for the digit chains. */
+static int has_avx512(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2");
 }
 #endif
 
@@ -662,7 +755,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
 #ifdef HAVE_SIMD
   __builtin_cpu_init();
   s->simd = ((int32_t *)bits)[3] != 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi");
-  if (s->simd && ((int32_t *)bits)[3] != 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) s->simd = 2;
+  if (s->simd && ((int32_t *)bits)[3] != 2 && has_avx512()) s->simd = 2;
 #endif
   s->at_sign = ((int32_t *)bits)[0];
   s->percent = ((int32_t *)bits)[1];
@@ -934,7 +1027,7 @@ static napi_value js_simd(napi_env env, napi_callback_info info) {
 #ifdef HAVE_SIMD
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi"))
-    name = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") ? "avx512" : "avx2";
+    name = has_avx512() ? "avx512" : "avx2";
 #endif
   napi_value result;
   if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &result) != napi_ok) return fail(env, "napi_create_string_utf8");

@@ -218,7 +218,7 @@ describe('digit runs', () => {
   ]
   // Chains of digits (at most two separators between two digits) placed at every offset across
   // the SIMD steps (32 and 64 bytes), with the gaps on either side of a step's edge.
-  const CHAINS: [string, boolean][] = [
+  const CHAINS: [string, boolean, number?][] = [
     ['123456789', true],
     ['12 34--56 78 9', true],
     ['1--2--3--4--5--6--7--8--9', true],
@@ -227,17 +227,21 @@ describe('digit runs', () => {
     ['1234 5678', false],
     ['1-2-3-4--5---6-7-8-9', false],
     ['(415) 555-2671', true],
+    // A limit above what 64 bytes can hold (22 digits with two separators between each): the
+    // count goes on across whole steps.
+    [`${'1--'.repeat(29)}1`, true, 30],
+    [`${'1--'.repeat(28)}1`, false, 30],
   ]
-  it.each(CHAINS)('%s: the same at every offset, in C with every SIMD and in JavaScript', (chain, raised) => {
+  it.each(CHAINS)('%s: the same at every offset, in C with every SIMD and in JavaScript', (chain, raised, limit = 9) => {
     const failures: string[] = []
     const modes = (['native', 'native-avx2', 'native-scalar'] as const).map((mode) => [mode, Prefilter.for(spec, mode)] as const)
     for (const fill of ['#', ' ']) {
       for (let offset = 0; offset < 140; offset++) {
         const text = Buffer.from(`${fill.repeat(offset)}${chain}${fill.repeat(150 - offset)}`)
-        const expected = (reference.scan(text, 0, text.length, 9, DIGITS) & DIGITS) !== 0
+        const expected = (reference.scan(text, 0, text.length, limit, DIGITS) & DIGITS) !== 0
         if (expected !== raised) failures.push(`javascript, fill ${JSON.stringify(fill)}, offset ${offset}`)
         for (const [mode, prefilter] of modes) {
-          const got = (prefilter.scanValue(text, 0, text.length, 9, DIGITS) & DIGITS) !== 0
+          const got = (prefilter.scanValue(text, 0, text.length, limit, DIGITS) & DIGITS) !== 0
           if (got !== expected) failures.push(`${mode}, fill ${JSON.stringify(fill)}, offset ${offset}`)
         }
       }
