@@ -182,7 +182,14 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
       const sleeper = `sleep ${1000 + Math.floor(Math.random() * 1000)}.5`
       // Detached from the shell, as a user would try to leave something running.
       await type(client, `(setsid nohup ${sleeper} >/dev/null 2>&1 &); echo started`)
-      expect(pgrep(sleeper)).not.toBe('')
+      expect(client.text()).toContain('started')
+      // The detached child may not have become `sleep` yet when the prompt is back (a busy machine).
+      let running = pgrep(sleeper)
+      for (let attempt = 0; attempt < 50 && running === ''; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        running = pgrep(sleeper)
+      }
+      expect(running).not.toBe('')
       const dropped = client.bytes().length
       doomed.process.child.kill('SIGKILL')
       const { status, stty } = await client.done()
