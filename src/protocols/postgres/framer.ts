@@ -55,6 +55,12 @@ export interface MessageStart {
   readonly offset: number
 }
 
+/** Whole messages one after another inside a chunk: how many, and where they end. */
+export interface MessageRun {
+  count: number
+  end: number
+}
+
 /** Type byte + Int32 length. */
 const MESSAGE_HEADER_LENGTH = 5
 /** The length field counts itself. */
@@ -147,7 +153,7 @@ class ChunkQueue {
   }
 
   /** The chunk the next unread byte is in and its offset there; undefined when empty or assembling. */
-  peek(): { chunk: Buffer; offset: number } | undefined {
+  peek(): MessageStart | undefined {
     const first = this.chunks[this.head]
     return first === undefined || this.assembly !== undefined ? undefined : { chunk: first, offset: this.offset }
   }
@@ -283,7 +289,7 @@ export class MessageFramer {
    * (as {@link next} would return them, length checks included): how many, and where they end,
    * into `run`. Reads only; {@link pass} moves on.
    */
-  wholeRun(start: MessageStart, type: number, run: { count: number; end: number }): void {
+  wholeRun(start: MessageStart, type: number, run: MessageRun): void {
     const { chunk } = start
     let at = start.offset
     let count = 0

@@ -18,7 +18,7 @@
  */
 import { AirlockError } from '../../errors.js'
 import { binaryEncoder, type BinaryEncoder } from './binary-results.js'
-import type { Frame } from './framer.js'
+import type { Frame, MessageRun } from './framer.js'
 import {
   type FieldDescription,
   parseDataRow,
@@ -37,10 +37,7 @@ import {
 import { FormatCode } from './protocol.js'
 
 /** A run of messages that need nothing masked: how many, and where in the read they end (set by the masker). */
-export interface CleanRun {
-  count: number
-  end: number
-}
+export type CleanRun = MessageRun
 
 /** A result column as the masker reads it. */
 export interface MaskedColumn {
