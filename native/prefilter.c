@@ -195,33 +195,44 @@ static inline uint32_t fold4(const uint8_t *p) {
 }
 
 #ifdef HAVE_SIMD
-/*
- * The digit-run part of the SIMD scans, 32 bytes at a time: which runs of digits and separators
- * may hold `limit` digits, each such run then counted exactly (digit_run_end).
- */
+/* What both SIMD digit scans keep of a value: its bounds, the limit, and the runs counted so far. */
 typedef struct {
   int from, to, limit;
   int power; /* the largest power of two not above limit */
   int32_t digit_flags;
   int on; /* still looking: digit_flags set, limit in [1, 32], nothing raised yet */
+  int digits_done; /* where the last run counted exactly (or let go) ends */
+} Runs;
+
+static inline void runs_start(Runs *r, int from, int to, int limit, int32_t digit_flags) {
+  r->from = from;
+  r->to = to;
+  r->limit = limit;
+  r->digit_flags = digit_flags;
+  r->on = digit_flags != 0 && limit >= 1 && limit <= 32;
+  r->power = 1;
+  while (r->on && r->power * 2 <= limit) r->power <<= 1;
+  r->digits_done = -1;
+}
+
+/* Counts the run around byte `at` exactly (digit_run_end); digit_flags when it raises (and looks no further). */
+static inline int32_t runs_count(Runs *r, const uint8_t *b, int at) {
+  if (at <= r->digits_done) return 0;
+  r->digits_done = digit_run_end(b, r->from, r->to, at, r->limit);
+  if (r->digits_done >= 0) return 0;
+  r->on = 0;
+  return r->digit_flags;
+}
+
+/*
+ * The digit-run part of the AVX2 scan, 32 bytes at a time: which runs of digits and separators
+ * may hold `limit` digits, each such run then counted exactly (runs_count).
+ */
+typedef struct {
+  Runs runs;
   uint64_t previous, previous_numerals; /* the classes and digits of the previous 32 bytes */
-  int digits_done;
   int deferred; /* a run reached the end of the previous 32 bytes and is counted from here */
 } Digits;
-
-static inline void digits_start(Digits *d, int from, int to, int limit, int32_t digit_flags) {
-  d->from = from;
-  d->to = to;
-  d->limit = limit;
-  d->digit_flags = digit_flags;
-  d->on = digit_flags != 0 && limit >= 1 && limit <= 32;
-  d->power = 1;
-  while (d->on && d->power * 2 <= limit) d->power <<= 1;
-  d->previous = 0;
-  d->previous_numerals = 0;
-  d->digits_done = -1;
-  d->deferred = 0;
-}
 
 /*
  * The 32 bytes at k (k < to): `classes` has bit j set when byte k + j is a digit or a separator,
@@ -229,7 +240,8 @@ static inline void digits_start(Digits *d, int from, int to, int limit, int32_t 
  * digit_flags once a run raises (and looks no further), else 0.
  */
 __attribute__((target("popcnt,bmi"))) static inline int32_t digits_step(Digits *d, const uint8_t *b, int k, uint64_t classes, uint64_t numerals) {
-  const int from = d->from, to = d->to, limit = d->limit;
+  Runs *r = &d->runs;
+  const int from = r->from, to = r->to, limit = r->limit;
   if (numerals == 0 && !d->deferred) {
     /*
      * No digit here, and no run waiting from the bytes before: these 32 bytes are taken as
@@ -242,7 +254,7 @@ __attribute__((target("popcnt,bmi"))) static inline int32_t digits_step(Digits *
     d->previous_numerals = 0;
     return 0;
   }
-  if (k <= d->digits_done - 32) {
+  if (k <= r->digits_done - 32) {
     d->previous = 0xffffffffull; /* inside a run already counted: any run end here is at or before digits_done */
     d->previous_numerals = 0;
     return 0;
@@ -255,8 +267,8 @@ __attribute__((target("popcnt,bmi"))) static inline int32_t digits_step(Digits *
   /* Bit j of `window`: byte k - 32 + j. Runs of at least `power` end where `runs` is set. */
   uint64_t window = (classes << 32) | d->previous;
   uint64_t runs = window;
-  for (int have = 1; have < d->power; have <<= 1) runs &= runs << have;
-  uint64_t ends = (runs & (runs << (limit - d->power))) >> 32;
+  for (int have = 1; have < r->power; have <<= 1) runs &= runs << have;
+  uint64_t ends = (runs & (runs << (limit - r->power))) >> 32;
   if (ends != 0) {
     uint64_t counted = (numerals << 32) | d->previous_numerals;
     uint64_t gaps = ~window;
@@ -264,7 +276,7 @@ __attribute__((target("popcnt,bmi"))) static inline int32_t digits_step(Digits *
       int bit = 32 + __builtin_ctzll(ends);
       int at = k - 32 + bit;
       ends &= ends - 1;
-      if (at <= d->digits_done) continue;
+      if (at <= r->digits_done) continue;
       uint64_t after = gaps & (~0ull << bit);
       uint64_t before = gaps & ((1ull << bit) - 1);
       /* Where the run stops (64: at the window's end); one going on into the next bytes is left to the next step. */
@@ -280,16 +292,13 @@ __attribute__((target("popcnt,bmi"))) static inline int32_t digits_step(Digits *
         int first = k - 32 + start, end = k - 32 + stop;
         int glued = (counted & run) == run && ((first > from && GLUE[b[first - 1]]) || (end < to && GLUE[b[end]]));
         if (glued || __builtin_popcountll(counted & run) < limit) {
-          d->digits_done = end;
+          r->digits_done = end;
           ends &= stop >= 63 ? 0 : ~0ull << (stop - 31); /* the rest of this run's ends */
           continue;
         }
       }
-      d->digits_done = digit_run_end(b, from, to, at, limit);
-      if (d->digits_done < 0) {
-        d->on = 0;
-        return d->digit_flags;
-      }
+      int32_t raised = runs_count(r, b, at);
+      if (raised != 0) return raised;
     }
   }
   d->previous = classes;
@@ -320,8 +329,8 @@ static int32_t scan_finish(const Scanner *s, const uint8_t *b, int from, int to,
  */
 __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
   int32_t flags = 0;
-  Digits d;
-  digits_start(&d, from, to, limit, digit_flags);
+  Digits d = {.previous = 0};
+  runs_start(&d.runs, from, to, limit, digit_flags);
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
   __m256i lo[4], hi[4];
@@ -375,7 +384,7 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
     __m256i v0 = _mm256_loadu_si256((const __m256i *)p);
     __m256i cls = _mm256_and_si256(_mm256_shuffle_epi8(classes_low, _mm256_and_si256(v0, nibble)), _mm256_shuffle_epi8(classes_high, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nibble)));
     special = _mm256_or_si256(special, cls);
-    if (d.on) {
+    if (d.runs.on) {
       uint64_t numerals = (uint32_t)_mm256_movemask_epi8(_mm256_slli_epi16(cls, 6)); /* CLASS_DIGIT (bit 1) to bit 7 */
       uint64_t classes = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(cls, run_bits), zero)) & 0xffffffffull;
       flags |= digits_step(&d, b, k, classes, numerals);
@@ -396,47 +405,21 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
  * before Zen 3).
  */
 typedef struct {
-  int from, to, limit, power;
-  int32_t digit_flags;
-  int on;
+  Runs runs;
   uint64_t numerals, separators; /* the previous 64 bytes' digits and separators */
   int carried; /* digits of the chain running into these 64 bytes from before */
-  int digits_done;
 } Chains;
 
-static inline void chains_start(Chains *c, int from, int to, int limit, int32_t digit_flags) {
-  c->from = from;
-  c->to = to;
-  c->limit = limit;
-  c->digit_flags = digit_flags;
-  c->on = digit_flags != 0 && limit >= 1 && limit <= 32;
-  c->power = 1;
-  while (c->on && c->power * 2 <= limit) c->power <<= 1;
-  c->numerals = 0;
-  c->separators = 0;
-  c->carried = 0;
-  c->digits_done = -1;
-}
-
 /* 1 digit, 2 separator, 0 other or past `to`: the byte at `at`. */
-static inline int class_at(const Chains *c, const uint8_t *b, int at) { return at < c->to ? DIGIT_CLASS[b[at]] : 0; }
-
-/* Counts the run around byte `at` exactly; digit_flags when it raises (and looks no further). */
-static inline int32_t chains_count(Chains *c, const uint8_t *b, int at) {
-  if (at <= c->digits_done) return 0;
-  c->digits_done = digit_run_end(b, c->from, c->to, at, c->limit);
-  if (c->digits_done >= 0) return 0;
-  c->on = 0;
-  return c->digit_flags;
-}
+static inline int class_at(const Runs *r, const uint8_t *b, int at) { return at < r->to ? DIGIT_CLASS[b[at]] : 0; }
 
 /* The rare part of chains_step: the chains of `limit` digits found, each counted exactly. */
 __attribute__((noinline, target("popcnt,bmi,bmi2"))) static int32_t chains_found(Chains *c, const uint8_t *b, int k, uint64_t rows, int first, uint64_t kept) {
-  int32_t flags = first ? chains_count(c, b, k) : 0;
+  int32_t flags = first ? runs_count(&c->runs, b, k) : 0;
   while (rows != 0 && flags == 0) {
     int bit = __builtin_ctzll(rows);
     rows &= rows - 1;
-    flags = chains_count(c, b, k + __builtin_ctzll(_pdep_u64(1ull << bit, kept)));
+    flags = runs_count(&c->runs, b, k + __builtin_ctzll(_pdep_u64(1ull << bit, kept)));
   }
   return flags;
 }
@@ -451,7 +434,7 @@ __attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Cha
   c->numerals = n;
   c->separators = s;
   /* The two bytes after these 64: whether each is a digit (bit 0, 1) or a separator. */
-  int next0 = class_at(c, b, k + 64), next1 = class_at(c, b, k + 65);
+  int next0 = class_at(&c->runs, b, k + 64), next1 = class_at(&c->runs, b, k + 65);
   uint64_t after_n = (uint64_t)(next0 == 1) | (uint64_t)(next1 == 1) << 1;
   uint64_t after_s = (uint64_t)(next0 == 2);
   /* x1 / x2: byte j - 1 / j - 2; y1 / y2: byte j + 1 / j + 2. */
@@ -462,10 +445,10 @@ __attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Cha
   uint64_t kept = n | ~chained; /* every byte but a bridged separator (never none: a bridge needs digits) */
   uint64_t ones = _pext_u64(n, kept); /* per kept byte: 1 digit, 0 a break */
   uint64_t rows = ones;
-  for (int have = 1; have < c->power; have <<= 1) rows &= rows << have;
-  rows &= rows << (c->limit - c->power);
+  for (int have = 1; have < c->runs.power; have <<= 1) rows &= rows << have;
+  rows &= rows << (c->runs.limit - c->runs.power);
   /* A chain from the bytes before goes on into the first row here. */
-  int first = (int)(chained & 1) & (c->carried + (int)_tzcnt_u64(~ones) >= c->limit);
+  int first = (int)(chained & 1) & (c->carried + (int)_tzcnt_u64(~ones) >= c->runs.limit);
   int32_t flags = (rows | (uint64_t)first) != 0 ? chains_found(c, b, k, rows, first, kept) : 0;
   /* The chain at the end runs on into the next bytes: its digits. */
   uint64_t top = ones << (64 - __builtin_popcountll(kept));
@@ -482,8 +465,8 @@ __attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Cha
  */
 __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2"))) static int32_t scan_simd512(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
   int32_t flags = 0;
-  Chains d;
-  chains_start(&d, from, to, limit, digit_flags);
+  Chains d = {.carried = 0};
+  runs_start(&d.runs, from, to, limit, digit_flags);
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   __m512i lo[2][4], hi[2][4];
   const int groups = s->fat ? 2 : 1;
@@ -527,7 +510,7 @@ __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2"))) static int32_t 
     }
     __m512i cls = _mm512_and_si512(_mm512_shuffle_epi8(classes_low, _mm512_and_si512(v[0], nibble)), _mm512_shuffle_epi8(classes_high, _mm512_and_si512(_mm512_srli_epi16(v[0], 4), nibble)));
     special = _mm512_or_si512(special, cls);
-    if (d.on) flags |= chains_step(&d, b, k, _mm512_test_epi8_mask(cls, digit_bit), _mm512_test_epi8_mask(cls, separator_bit));
+    if (d.runs.on) flags |= chains_step(&d, b, k, _mm512_test_epi8_mask(cls, digit_bit), _mm512_test_epi8_mask(cls, separator_bit));
   }
   int found = _mm512_test_epi8_mask(special, _mm512_set1_epi8(CLASS_AT | CLASS_PERCENT)) != 0;
   return flags | scan_finish(s, b, from, to, limit, digit_flags, found);
