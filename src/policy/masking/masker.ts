@@ -529,10 +529,21 @@ class DefaultMasker implements Masker {
     const at = place!.offset
     // The body must be the message at `at` (its length field says so), whole inside the read.
     if (at < 0 || at + HEADER + body.length > chunk.length || chunk.readInt32BE(at + 1) !== body.length + 4) return undefined
+    if (!this.batchAt(chunk, at, key)) return undefined
     const batch = this.batch
-    if ((chunk !== batch.chunk || at !== batch.next || batch.index >= batch.count || batch.key !== key) && this.startBatch(chunk, at, key) === 0) return undefined
     batch.next = at + HEADER + body.length
     return batch.out[batch.index++]
+  }
+
+  /**
+   * A batch whose next message is the one at `at` of `chunk` under `key`: the one kept when it
+   * reaches there (COPY lines are scanned past one that raises), else a new one; false when none
+   * can start there.
+   */
+  private batchAt(chunk: Buffer, at: number, key: readonly Column[] | CopyDialect): boolean {
+    const batch = this.batch
+    if (chunk === batch.chunk && at === batch.next && batch.index < batch.count && batch.key === key) return true
+    return this.startBatch(chunk, at, key) !== 0
   }
 
   /** A new batch: the messages under `key` from `at` of `chunk` scanned in one call; how many. */
@@ -562,9 +573,8 @@ class DefaultMasker implements Masker {
     run.count = 0
     run.end = offset
     if (key === undefined || !this.prefilter.native) return
+    if (!this.batchAt(chunk, offset, key)) return
     const batch = this.batch
-    // Go on in the batch that reaches here (COPY lines are scanned past one that raises), else scan.
-    if ((chunk !== batch.chunk || offset !== batch.next || batch.index >= batch.count || batch.key !== key) && this.startBatch(chunk, offset, key) === 0) return
     const { out, count, index } = batch
     let clean = index
     let at = offset

@@ -158,6 +158,12 @@ class ChunkQueue {
     return first === undefined || this.assembly !== undefined ? undefined : { chunk: first, offset: this.offset }
   }
 
+  /** The next unread byte, or -1 when empty or assembling (as {@link peek}). */
+  firstByte(): number {
+    const first = this.chunks[this.head]
+    return first === undefined || this.assembly !== undefined ? -1 : first[this.offset]!
+  }
+
   /** Passes over `count` unread bytes of the first chunk; a RangeError if it holds fewer. */
   pass(count: number): void {
     const first = this.chunks[this.head]
@@ -261,6 +267,12 @@ export class MessageFramer {
     if (raw === undefined) return undefined
     this.size = 0
     return { type: raw[0]!, length: raw.length - 1, body: raw.subarray(MESSAGE_HEADER_LENGTH), raw, chunk: queue.takenFrom, offset: queue.takenAt }
+  }
+
+  /** The type byte of the next message when {@link peek} would give its start, else -1 (nothing allocated). */
+  peekType(): number {
+    if (this.failure !== undefined || this.size !== 0) return -1
+    return this.queue.firstByte()
   }
 
   /**

@@ -497,13 +497,13 @@ export class PostgresRelay {
    * onBackend.
    */
   private passRun(out: Batch): void {
-    const start = this.backend.peek()
-    if (start === undefined) return
+    const type = this.backend.peekType()
+    if (type !== BackendMessage.DataRow && type !== BackendMessage.CopyData) return
+    const start = this.backend.peek()!
     const { chunk, offset } = start
     const run = this.passed
     const head = this.head
     const masking = this.masking
-    const type = chunk[offset]
     if (type === BackendMessage.DataRow) {
       if (masking === undefined) {
         this.backend.wholeRun(start, type, run)
@@ -514,13 +514,8 @@ export class PostgresRelay {
         masking.cleanRows(chunk, offset, state, run)
       }
       if (run.count === 0) return
-      if (head?.kind === 'query') {
-        const statement = head.statements[head.index]
-        if (statement !== undefined) statement.rows += run.count
-      } else if (head?.kind === 'execute') {
-        head.statement.rows += run.count
-      }
-    } else if (type === BackendMessage.CopyData && (this.copying !== undefined || masking === undefined)) {
+      countRows(head, run.count)
+    } else if (this.copying !== undefined || masking === undefined) {
       if (this.copying !== undefined) masking!.cleanCopyLines(chunk, offset, this.copying, run)
       else this.backend.wholeRun(start, type, run)
       if (run.count === 0) return
@@ -536,12 +531,7 @@ export class PostgresRelay {
     const head = this.head
     switch (frame.type) {
       case BackendMessage.DataRow:
-        if (head?.kind === 'query') {
-          const statement = head.statements[head.index]
-          if (statement !== undefined) statement.rows++
-        } else if (head?.kind === 'execute') {
-          head.statement.rows++
-        }
+        countRows(head, 1)
         if (this.masking !== undefined) return this.masking.dataRow(frame, this.resultOf(head))
         return frame.raw
       case BackendMessage.CommandComplete:
@@ -749,6 +739,16 @@ export class PostgresRelay {
       ...(sqlstate === undefined ? {} : { sqlstate }),
       ...(masked === undefined ? {} : { masked }),
     })
+  }
+}
+
+/** Adds `count` result rows to the statement they belong to (the current one of a Query, or the Execute's). */
+function countRows(head: Pending | undefined, count: number): void {
+  if (head?.kind === 'query') {
+    const statement = head.statements[head.index]
+    if (statement !== undefined) statement.rows += count
+  } else if (head?.kind === 'execute') {
+    head.statement.rows += count
   }
 }
 

@@ -140,7 +140,8 @@ function frameWithRuns(chunks: readonly Buffer[], framer = new MessageFramer({ m
     for (;;) {
       const start = framer.peek()
       if (start !== undefined) {
-        framer.wholeRun(start, start.chunk[start.offset]!, run)
+        expect(framer.peekType()).toBe(start.chunk[start.offset])
+        framer.wholeRun(start, framer.peekType(), run)
         for (let at = start.offset; at < run.end; at += 1 + start.chunk.readInt32BE(at + 1)) raws.push(start.chunk.subarray(at, at + 1 + start.chunk.readInt32BE(at + 1)))
         passed += run.count
         framer.pass(run.end - start.offset)
@@ -184,9 +185,11 @@ describe('MessageFramer peek, wholeRun and pass', () => {
   it('peeks only at the start of a message that has not been read into', () => {
     const framer = new MessageFramer({ maxMessageLength: MAX })
     expect(framer.peek()).toBeUndefined()
+    expect(framer.peekType()).toBe(-1)
     const query = fe.query('SELECT 1')
     framer.push(query.subarray(0, 3))
     expect(framer.peek()).toEqual({ chunk: query.subarray(0, 3), offset: 0 })
+    expect(framer.peekType()).toBe(0x51)
     expect(framer.next()).toBeUndefined()
     // The header is not all there: still at the start.
     expect(framer.peek()?.offset).toBe(0)
@@ -194,6 +197,7 @@ describe('MessageFramer peek, wholeRun and pass', () => {
     expect(framer.next()).toBeUndefined()
     // The header has been read and the body is being assembled: no place to read from.
     expect(framer.peek()).toBeUndefined()
+    expect(framer.peekType()).toBe(-1)
     expect(() => framer.pass(0)).toThrow(RangeError)
     framer.push(query.subarray(8))
     expect(framer.next()?.raw.equals(query)).toBe(true)
