@@ -10,8 +10,11 @@
  * The client is a minimal raw-protocol reader (it counts bytes and finds ReadyForQuery), so the
  * proxies' cost dominates. Rounds are interleaved with a rotating order; the report gives medians
  * of per-round ratios. The gateway and each CLI are processes of their own, as in production.
- * Beside time, the report gives the CPU time of the gateway's main thread (the relay, where
- * masking runs) per run, from /proc/PID/schedstat (nanoseconds).
+ * Beside time, the report gives per run the CPU time of the gateway's main thread (the relay,
+ * where masking runs; /proc/PID/schedstat, nanoseconds), of the gateway's other threads (V8's
+ * garbage collector and compiler), of the path's CLI, and of the whole machine (every process:
+ * PostgreSQL and the client too; /proc/stat, clock ticks). When the machine's cores are busy
+ * throughout, time follows the machine's CPU, not the gateway's alone.
  */
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
@@ -23,6 +26,7 @@ import { AuthenticationType, BackendMessage } from '../src/protocols/postgres/pr
 import { startTestGateway, type TestGateway } from '../test/helpers/gateway.js'
 import { startPgCluster, type PgCluster } from '../test/helpers/pg-cluster.js'
 import { spawnAirlock, type Spawned } from '../test/helpers/processes.js'
+import { clockTicksPerSecond, machineTicks, processCounters } from './proc-stat.js'
 import { median, rotate } from './stats.js'
 
 export interface MaskingBenchOptions {
@@ -38,6 +42,17 @@ interface Path {
   port: number
   /** The local secret of `airlock connect`; undefined for direct. */
   password?: string
+  /** The `airlock connect` process; undefined for direct. */
+  cliPid?: number
+}
+
+/** One run: seconds, and CPU seconds of the gateway's main thread, its other threads, the path's CLI and the machine. */
+interface Sample {
+  seconds: number
+  gatewayMain: number
+  gatewayOther: number
+  cli: number
+  machine: number
 }
 
 /** Bytes of one row's text column: prose, numbers, hex ids, and now and then an address. */
@@ -75,31 +90,33 @@ export async function runMaskingBench(options: MaskingBenchOptions): Promise<str
       tunnels.push(spawned)
       const ready = await spawned.waitFor<{ type: string; dsn: string }>((event) => event.type === 'ready')
       const url = new URL(ready.dsn)
-      paths.push({ label: `tunnel ${name}`, port: Number(url.port), password: decodeURIComponent(url.password) })
+      paths.push({ label: `tunnel ${name}`, port: Number(url.port), password: decodeURIComponent(url.password), cliPid: spawned.child.pid })
     }
 
     // Warm-up: JIT the relay and the masker, and the table into shared buffers.
     for (const path of paths) await read(path, WORKLOADS[0].sql)
-    const seconds = new Map<string, number[]>()
-    const gatewayCpu = new Map<string, number[]>()
+    const samples = new Map<string, Sample[]>()
     const gatewayPid = gateway.process.child.pid
     let resultBytes = 0
     for (let round = 1; round <= options.rounds; round++) {
       for (const [index, workload] of WORKLOADS.entries()) {
         for (const path of rotate(paths, round + index)) {
           if (options.signal?.aborted) throw options.signal.reason
-          const cpuBefore = mainThreadCpu(gatewayPid)
+          const before = cpuNow(gatewayPid, path.cliPid)
           const run = await read(path, workload.sql)
-          const cpu = mainThreadCpu(gatewayPid) - cpuBefore
+          const after = cpuNow(gatewayPid, path.cliPid)
           resultBytes = run.bytes
           const key = `${workload.id}|${path.label}`
-          seconds.set(key, [...(seconds.get(key) ?? []), run.seconds])
-          gatewayCpu.set(key, [...(gatewayCpu.get(key) ?? []), cpu])
+          const gatewayMain = after.gatewayMain - before.gatewayMain
+          samples.set(key, [
+            ...(samples.get(key) ?? []),
+            { seconds: run.seconds, gatewayMain, gatewayOther: after.gatewayAll - before.gatewayAll - gatewayMain, cli: after.cli - before.cli, machine: after.machine - before.machine },
+          ])
           progress(`masking round ${round}/${options.rounds} ${workload.id.padEnd(6)} ${path.label.padEnd(16)} ${(run.bytes / 1e6 / run.seconds).toFixed(0)} MB/s`)
         }
       }
     }
-    return report(seconds, gatewayCpu, paths, options.rounds, resultBytes, rows)
+    return report(samples, paths, options.rounds, resultBytes, rows)
   } finally {
     await Promise.all(tunnels.map((spawned) => spawned.stop('SIGINT')))
     await gateway?.stop()
@@ -160,6 +177,16 @@ function until(socket: Socket, framer: MessageFramer, stop: (type: number, body:
   })
 }
 
+/** CPU seconds so far: the gateway's main thread (nanoseconds) and all its threads, the CLI's, the machine's (clock ticks). */
+function cpuNow(gatewayPid: number | undefined, cliPid: number | undefined): { gatewayMain: number; gatewayAll: number; cli: number; machine: number } {
+  const tick = clockTicksPerSecond()
+  const ticksOf = (pid: number | undefined): number => {
+    const counters = pid === undefined ? undefined : processCounters(pid)
+    return counters === undefined ? Number.NaN : (counters.userTicks + counters.systemTicks) / tick
+  }
+  return { gatewayMain: mainThreadCpu(gatewayPid), gatewayAll: ticksOf(gatewayPid), cli: cliPid === undefined ? 0 : ticksOf(cliPid), machine: machineTicks().busy / tick }
+}
+
 /** CPU time of a process's main thread so far, in seconds (/proc/PID/schedstat: on-CPU nanoseconds); NaN without one. */
 function mainThreadCpu(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN
@@ -170,25 +197,42 @@ function mainThreadCpu(pid: number | undefined): number {
   }
 }
 
-function report(seconds: Map<string, number[]>, gatewayCpu: Map<string, number[]>, paths: readonly Path[], rounds: number, bytes: number, rows: number): string {
+function report(samples: Map<string, Sample[]>, paths: readonly Path[], rounds: number, bytes: number, rows: number): string {
   const lines = [
     `Masking: ${(bytes / 1e6).toFixed(0)} MB per run (${rows} rows of text), ${rounds} interleaved rounds; medians of per-round ratios (time ÷ time)`,
-    'gateway CPU: the main thread (relay and masking), ms per run and ns per byte of the result',
+    'CPU per run, medians: the gateway\'s main thread (relay and masking; also per byte of the result) and its other threads (GC, compiler),',
+    `the path's CLI, and the whole machine (every process, in ${(1000 / clockTicksPerSecond()).toFixed(0)} ms ticks; "cores" is machine CPU ÷ time)`,
     '',
-    `${'workload'.padEnd(8)} ${'path'.padEnd(16)} ${'MB/s'.padStart(6)}  vs unmasked tunnel  vs direct  gateway CPU ms  ns/byte`,
+    `${'workload'.padEnd(8)} ${'path'.padEnd(16)} ${'MB/s'.padStart(6)}  vs unmasked  vs direct  gateway ms  ns/byte  gw other ms  CLI ms  machine ms  cores`,
   ]
+  const ms = (value: number | undefined): string => (value === undefined || Number.isNaN(value) ? '' : (value * 1000).toFixed(0))
   for (const workload of WORKLOADS) {
-    const of = (label: string): number[] => seconds.get(`${workload.id}|${label}`) ?? []
+    const of = (label: string): Sample[] => samples.get(`${workload.id}|${label}`) ?? []
     for (const path of paths) {
       const own = of(path.label)
       const ratio = (base: string): string => {
         const baseline = of(base)
-        return `${(median(own.map((value, round) => value / baseline[round]!)) ?? Number.NaN).toFixed(2)}×`
+        return `${(median(own.map((sample, round) => sample.seconds / baseline[round]!.seconds)) ?? Number.NaN).toFixed(2)}×`
       }
-      const throughput = bytes / 1e6 / (median(own) ?? Number.NaN)
-      const cpu = path.password === undefined ? undefined : median(gatewayCpu.get(`${workload.id}|${path.label}`) ?? [])
-      const cpuColumns = cpu === undefined ? '' : `  ${(cpu * 1000).toFixed(0).padStart(13)}  ${((cpu * 1e9) / bytes).toFixed(2).padStart(7)}`
-      lines.push(`${workload.id.padEnd(8)} ${path.label.padEnd(16)} ${throughput.toFixed(0).padStart(6)}  ${ratio('tunnel unmasked').padStart(18)}  ${ratio('direct').padStart(9)}${cpuColumns}`)
+      const middle = (pick: (sample: Sample) => number): number | undefined => median(own.map(pick))
+      const seconds = middle((sample) => sample.seconds) ?? Number.NaN
+      const machine = middle((sample) => sample.machine)
+      const tunnel = path.password !== undefined
+      const main = tunnel ? middle((sample) => sample.gatewayMain) : undefined
+      const perByte = main === undefined ? '' : ((main * 1e9) / bytes).toFixed(2)
+      lines.push(
+        [
+          `${workload.id.padEnd(8)} ${path.label.padEnd(16)} ${(bytes / 1e6 / seconds).toFixed(0).padStart(6)}`,
+          ratio('tunnel unmasked').padStart(11),
+          ratio('direct').padStart(9),
+          ms(main).padStart(10),
+          perByte.padStart(7),
+          ms(tunnel ? middle((sample) => sample.gatewayOther) : undefined).padStart(11),
+          ms(tunnel ? middle((sample) => sample.cli) : undefined).padStart(6),
+          ms(machine).padStart(10),
+          (machine === undefined ? '' : (machine / seconds).toFixed(2)).padStart(5),
+        ].join('  '),
+      )
     }
   }
   lines.push('', 'time ratios: 1.15× against the unmasked tunnel is the target for `tunnel masking` (masking costs ≤ 15%)', '')
