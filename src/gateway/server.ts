@@ -411,7 +411,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     admitTunnel(request).then(
       (admitted) => {
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const transport = new WsTransport(ws, options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs })
+          const transport = new WsTransport(ws, { socket, ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }) })
           let session
           try {
             // Checked again: another upgrade of the same identity may have been admitted meanwhile.

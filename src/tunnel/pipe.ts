@@ -26,7 +26,19 @@ export function pipeSocket(transport: Transport, socket: Socket): Promise<CloseR
       if (!transport.write(chunk)) socket.pause()
     })
     transport.on('drain', () => socket.resume())
+    // The frames of one network read arrive in one tick: corked until the next, they leave in one
+    // system call where each would otherwise be a write (and a wake-up of the reader) of its own.
+    let corked = false
+    const uncork = (): void => {
+      corked = false
+      socket.uncork()
+    }
     transport.on('data', (chunk) => {
+      if (!corked) {
+        corked = true
+        socket.cork()
+        process.nextTick(uncork)
+      }
       if (!socket.write(chunk)) transport.pause()
     })
     socket.on('drain', () => transport.resume())

@@ -3,6 +3,7 @@
  * half-close and control messages. The WebSocket underneath stays in this file.
  */
 import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { ErrorCode } from '../errors.js'
 import { type ControlMessage, closeCodeFor, errorCodeForClose, MAX_FRAME, parseControl } from './protocol.js'
@@ -28,6 +29,8 @@ export interface TransportEvents {
 export interface Transport extends EventEmitter<TransportEvents> {
   /** Sends bytes; false means the peer is behind: stop until `drain`. */
   write(chunk: Buffer): boolean
+  /** Sends several chunks in order, each as `write` would, in one write to the network where it can; false as for `write`. */
+  writev(chunks: readonly Buffer[]): boolean
   /** Half-close: no more bytes from this side. */
   end(): void
   /**
@@ -51,6 +54,11 @@ export interface WsTransportOptions {
   highWaterMark?: number
   /** ... and `drain` fires once it falls below this. */
   lowWaterMark?: number
+  /**
+   * The stream under the WebSocket (the upgraded socket). `writev` corks it, so its chunks leave
+   * in one system call and reach the peer in one read; without it each chunk is a write of its own.
+   */
+  socket?: Pick<Duplex, 'cork' | 'uncork'>
 }
 
 const DEFAULT_KEEPALIVE_MS = 20_000
@@ -77,6 +85,7 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   private readonly keepalive: NodeJS.Timeout | undefined
   private readonly highWater: number
   private readonly lowWater: number
+  private readonly socket: Pick<Duplex, 'cork' | 'uncork'> | undefined
   private readonly afterSend = (): void => {
     if (this.needDrain && this.ws.bufferedAmount <= this.lowWater) {
       this.needDrain = false
@@ -91,6 +100,7 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
     super()
     this.highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER
     this.lowWater = options.lowWaterMark ?? DEFAULT_LOW_WATER
+    this.socket = options.socket
     ws.binaryType = 'nodebuffer'
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('pong', () => {
@@ -126,6 +136,15 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
       return false
     }
     return true
+  }
+
+  writev(chunks: readonly Buffer[]): boolean {
+    if (chunks.length === 1) return this.write(chunks[0]!)
+    this.socket?.cork()
+    let ok = true
+    for (const chunk of chunks) ok = this.write(chunk) && ok
+    this.socket?.uncork()
+    return ok
   }
 
   end(): void {

@@ -471,9 +471,9 @@ export class PostgresRelay {
       else out.replace(bytes, frame)
     }
     if (out.isEmpty()) return
-    // One tunnel frame per read: a message that straddled reads (copied by the framer) or a
-    // rewritten one would otherwise cost a frame, a syscall and a wake-up of the CLI of its own.
-    if (!this.transport.write(out.takeOne())) this.upstream.pause()
+    // One network write per read: usually one slice of it; a message that straddled reads (copied
+    // by the framer) or one rewritten longer goes beside the slices, uncopied, each its own frame.
+    if (!this.transport.writev(out.take())) this.upstream.pause()
   }
 
   private get head(): Pending | undefined {
@@ -814,8 +814,8 @@ class Batch {
   /**
    * `bytes` to send instead of the frame `place` (a message rewritten or dropped). When they are
    * no longer than it and it lies in a read, they are written over the end of its bytes and the
-   * run of frames just before it moved up against them: the read still goes out as one slice,
-   * where it would otherwise be three pieces copied into a new buffer. The read's bytes are the
+   * run of frames just before it moved up against them: the read still goes out as one slice (one
+   * tunnel frame), where it would otherwise be three. The read's bytes are the
    * relay's own (a socket hands each read a new buffer) and nothing still reads the frame, the run
    * or anything before them; the moves are bounded (a read whose every row is rewritten would
    * otherwise move the run once per row), past that the bytes are a piece of their own.
@@ -892,11 +892,5 @@ class Batch {
     const pieces = this.pieces
     this.pieces = []
     return pieces
-  }
-
-  /** Everything as one buffer: the common single slice as is, several pieces concatenated. */
-  takeOne(): Buffer {
-    const pieces = this.take()
-    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces)
   }
 }

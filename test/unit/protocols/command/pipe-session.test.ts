@@ -23,6 +23,10 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
     this.written.push(chunk)
     return true
   }
+  writev(chunks: readonly Buffer[]): boolean {
+    this.written.push(...chunks)
+    return true
+  }
   end(): void {}
   pause(): void {
     this.paused = true

@@ -37,6 +37,10 @@ class FakeTransport extends EventEmitter<TransportEvents> implements Transport {
     this.received.push(Buffer.from(chunk))
     return true
   }
+  writev(chunks: readonly Buffer[]): boolean {
+    for (const chunk of chunks) this.write(chunk)
+    return true
+  }
   end(): void {}
   pause(): void {}
   resume(): void {}

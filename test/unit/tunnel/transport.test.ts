@@ -1,0 +1,94 @@
+import { once } from 'node:events'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { WebSocket, WebSocketServer } from 'ws'
+import { WsTransport } from '../../../src/tunnel/transport.js'
+
+/** A WebSocket pair over loopback: the accepting side's transport (given its socket or not) and the connecting side's. */
+async function pair(withSocket: boolean): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ noServer: true })
+  const http: Server = createServer()
+  const accepted = new Promise<{ server: WsTransport; socket: Socket }>((resolve) => {
+    http.on('upgrade', (request, socket: Socket, head) => {
+      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs: 0 } : { keepaliveMs: 0 }), socket }))
+    })
+  })
+  http.listen(0, '127.0.0.1')
+  await once(http, 'listening')
+  const ws = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`)
+  await once(ws, 'open')
+  const client = new WsTransport(ws, { keepaliveMs: 0 })
+  const { server, socket } = await accepted
+  server.resume()
+  client.resume()
+  return {
+    server,
+    socket,
+    client,
+    close: async () => {
+      server.close()
+      client.close()
+      http.closeAllConnections()
+      await new Promise((resolve) => http.close(resolve))
+    },
+  }
+}
+
+/** The first `count` chunks the transport emits. */
+function received(transport: WsTransport, count: number): Promise<Buffer[]> {
+  const chunks: Buffer[] = []
+  return new Promise((resolve) => {
+    transport.on('data', (chunk) => {
+      chunks.push(chunk)
+      if (chunks.length === count) resolve(chunks)
+    })
+  })
+}
+
+describe('WsTransport.writev', () => {
+  let close: (() => Promise<void>) | undefined
+  afterEach(async () => {
+    await close?.()
+    close = undefined
+  })
+
+  // A straddled message, a slice of a read, a rewritten row: sizes around the frame-header boundaries (125, 65535).
+  const chunks = [Buffer.alloc(7, 1), Buffer.alloc(125, 2), Buffer.alloc(126, 3), Buffer.alloc(65_536, 4), Buffer.alloc(300_000, 5)]
+
+  it.each([true, false])('delivers each chunk whole and in order (socket given: %s)', async (withSocket) => {
+    const sides = await pair(withSocket)
+    close = sides.close
+    // The 300 000 bytes exceed one frame: split in two.
+    const arriving = received(sides.client, chunks.length + 1)
+    expect(sides.server.writev(chunks)).toBe(true)
+    const got = await arriving
+    expect(Buffer.concat(got).equals(Buffer.concat(chunks))).toBe(true)
+    expect(got.slice(0, 4).map((chunk) => chunk.length)).toEqual([7, 125, 126, 65_536])
+    expect(sides.server.bytesOut).toBe(Buffer.concat(chunks).length)
+  })
+
+  it('corks the socket it was given, so every frame leaves in one write', async () => {
+    const sides = await pair(true)
+    close = sides.close
+    const writes = vi.spyOn(sides.socket, '_writev')
+    const single = vi.spyOn(sides.socket, '_write')
+    const arriving = received(sides.client, 3)
+    sides.server.writev([Buffer.from('a'), Buffer.from('bb'), Buffer.from('ccc')])
+    expect(sides.socket.writableCorked).toBe(0)
+    expect(writes).toHaveBeenCalledTimes(1)
+    expect(single).not.toHaveBeenCalled()
+    // A header and a payload per frame.
+    expect(writes.mock.calls[0]![0]).toHaveLength(6)
+    expect((await arriving).map(String)).toEqual(['a', 'bb', 'ccc'])
+  })
+
+  it('says false once the peer is behind, having sent every chunk', async () => {
+    const sides = await pair(true)
+    close = sides.close
+    const big = Buffer.alloc(600_000, 9)
+    const arriving = received(sides.client, 6)
+    expect(sides.server.writev([big, big])).toBe(false)
+    expect(Buffer.concat(await arriving).length).toBe(1_200_000)
+  })
+})
