@@ -815,10 +815,10 @@ class Batch {
    * `bytes` to send instead of the frame `place` (a message rewritten or dropped). When they are
    * no longer than it and it lies in a read, they are written over the end of its bytes and the
    * run of frames just before it moved up against them: the read still goes out as one slice (one
-   * tunnel frame), where it would otherwise be three. The read's bytes are the
-   * relay's own (a socket hands each read a new buffer) and nothing still reads the frame, the run
-   * or anything before them; the moves are bounded (a read whose every row is rewritten would
-   * otherwise move the run once per row), past that the bytes are a piece of their own.
+   * tunnel frame), where it would otherwise be three. The read's bytes are the relay's own (a
+   * socket hands each read a new buffer) and nothing still reads the frame, the run or anything
+   * before them; the moves are bounded (a read whose every row is rewritten would otherwise move
+   * the run once per row), past that the bytes are a piece of their own.
    */
   replace(bytes: Buffer, place: Frame): void {
     const chunk = place.chunk
