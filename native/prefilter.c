@@ -405,51 +405,46 @@ __attribute__((target("avx2,popcnt,bmi"))) static int32_t scan_simd(const Scanne
  * before Zen 3).
  */
 typedef struct {
-  Runs runs;
   uint64_t numerals, separators; /* the previous 64 bytes' digits and separators */
   int carried; /* digits of the chain running into these 64 bytes from before */
 } Chains;
 
-/* 1 digit, 2 separator, 0 other or past `to`: the byte at `at`. */
-static inline int class_at(const Runs *r, const uint8_t *b, int at) { return at < r->to ? DIGIT_CLASS[b[at]] : 0; }
-
 /* The rare part of chains_step: the chains of `limit` digits found, each counted exactly. */
-__attribute__((noinline, target("popcnt,bmi,bmi2"))) static int32_t chains_found(Chains *c, const uint8_t *b, int k, uint64_t rows, int first, uint64_t kept) {
-  int32_t flags = first ? runs_count(&c->runs, b, k) : 0;
+__attribute__((noinline, target("popcnt,bmi,bmi2"))) static int32_t chains_found(Runs *r, const uint8_t *b, int k, uint64_t rows, int first, uint64_t kept) {
+  int32_t flags = first ? runs_count(r, b, k) : 0;
   while (rows != 0 && flags == 0) {
     int bit = __builtin_ctzll(rows);
     rows &= rows - 1;
-    flags = runs_count(&c->runs, b, k + __builtin_ctzll(_pdep_u64(1ull << bit, kept)));
+    flags = runs_count(r, b, k + __builtin_ctzll(_pdep_u64(1ull << bit, kept)));
   }
   return flags;
 }
 
 /*
- * The 64 bytes at k: bit j of `n` (digits) and `s` (separators) for byte k + j, none past `to`.
- * Without branches but where a chain is found: digits_step's per-run branches, taken or not by
- * every date and order number, cost more than this whole step.
+ * The 64 bytes at k: bit j of `n` (digits) and `s` (separators) for byte k + j, none past `to`;
+ * `next_n` and `next_s` are the same for the 64 bytes after (the scan runs one block behind, so
+ * the bytes after are classified already). Without branches but where a chain is found:
+ * digits_step's per-run branches, taken or not by every date and order number, cost more than
+ * this whole step. The state is not in Runs, which chains_found takes by address: it stays in
+ * registers.
  */
-__attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Chains *c, const uint8_t *b, int k, uint64_t n, uint64_t s) {
+__attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Chains *c, Runs *r, const uint8_t *b, int k, uint64_t n, uint64_t s, uint64_t next_n, uint64_t next_s) {
   const uint64_t before_n = c->numerals, before_s = c->separators;
   c->numerals = n;
   c->separators = s;
-  /* The two bytes after these 64: whether each is a digit (bit 0, 1) or a separator. */
-  int next0 = class_at(&c->runs, b, k + 64), next1 = class_at(&c->runs, b, k + 65);
-  uint64_t after_n = (uint64_t)(next0 == 1) | (uint64_t)(next1 == 1) << 1;
-  uint64_t after_s = (uint64_t)(next0 == 2);
   /* x1 / x2: byte j - 1 / j - 2; y1 / y2: byte j + 1 / j + 2. */
   uint64_t n1 = n << 1 | before_n >> 63, n2 = n << 2 | before_n >> 62, s1 = s << 1 | before_s >> 63;
-  uint64_t m1 = n >> 1 | after_n << 63, m2 = n >> 2 | after_n << 62, t1 = s >> 1 | after_s << 63;
+  uint64_t m1 = n >> 1 | next_n << 63, m2 = n >> 2 | next_n << 62, t1 = s >> 1 | next_s << 63;
   /* A separator in a chain: alone between digits, or one of two between digits. */
   uint64_t chained = n | (s & ((n1 & m1) | (n1 & t1 & m2) | (n2 & s1 & m1)));
   uint64_t kept = n | ~chained; /* every byte but a bridged separator (never none: a bridge needs digits) */
   uint64_t ones = _pext_u64(n, kept); /* per kept byte: 1 digit, 0 a break */
   uint64_t rows = ones;
-  for (int have = 1; have < c->runs.power; have <<= 1) rows &= rows << have;
-  rows &= rows << (c->runs.limit - c->runs.power);
+  for (int have = 1; have < r->power; have <<= 1) rows &= rows << have;
+  rows &= rows << (r->limit - r->power);
   /* A chain from the bytes before goes on into the first row here. */
-  int first = (int)(chained & 1) & (c->carried + (int)_tzcnt_u64(~ones) >= c->runs.limit);
-  int32_t flags = (rows | (uint64_t)first) != 0 ? chains_found(c, b, k, rows, first, kept) : 0;
+  int first = (int)(chained & 1) & (c->carried + (int)_tzcnt_u64(~ones) >= r->limit);
+  int32_t flags = (rows | (uint64_t)first) != 0 ? chains_found(r, b, k, rows, first, kept) : 0;
   /* The chain at the end runs on into the next bytes: its digits. */
   uint64_t top = ones << (64 - __builtin_popcountll(kept));
   int trailing = ~top == 0 ? 64 : __builtin_clzll(~top);
@@ -465,8 +460,12 @@ __attribute__((target("popcnt,bmi,bmi2"))) static inline int32_t chains_step(Cha
  */
 __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2"))) static int32_t scan_simd512(const Scanner *s, const uint8_t *b, int from, int to, int limit, int32_t digit_flags) {
   int32_t flags = 0;
-  Chains d = {.carried = 0};
-  runs_start(&d.runs, from, to, limit, digit_flags);
+  Runs runs;
+  runs_start(&runs, from, to, limit, digit_flags);
+  Chains chains = {.carried = 0};
+  /* The block whose chains are looked for next (one behind: see chains_step), and its masks. */
+  int behind = -1;
+  uint64_t behind_n = 0, behind_s = 0;
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   __m512i lo[2][4], hi[2][4];
   const int groups = s->fat ? 2 : 1;
@@ -510,8 +509,16 @@ __attribute__((target("avx512f,avx512bw,avx2,popcnt,bmi,bmi2"))) static int32_t 
     }
     __m512i cls = _mm512_and_si512(_mm512_shuffle_epi8(classes_low, _mm512_and_si512(v[0], nibble)), _mm512_shuffle_epi8(classes_high, _mm512_and_si512(_mm512_srli_epi16(v[0], 4), nibble)));
     special = _mm512_or_si512(special, cls);
-    if (d.runs.on) flags |= chains_step(&d, b, k, _mm512_test_epi8_mask(cls, digit_bit), _mm512_test_epi8_mask(cls, separator_bit));
+    if (runs.on) {
+      uint64_t n = _mm512_test_epi8_mask(cls, digit_bit), sep = _mm512_test_epi8_mask(cls, separator_bit);
+      if (behind >= 0) flags |= chains_step(&chains, &runs, b, behind, behind_n, behind_s, n, sep);
+      behind = k;
+      behind_n = n;
+      behind_s = sep;
+    }
   }
+  /* The last block: nothing after it (bytes past `to` are neither digits nor separators). */
+  if (runs.on && behind >= 0) flags |= chains_step(&chains, &runs, b, behind, behind_n, behind_s, 0, 0);
   int found = _mm512_test_epi8_mask(special, _mm512_set1_epi8(CLASS_AT | CLASS_PERCENT)) != 0;
   return flags | scan_finish(s, b, from, to, limit, digit_flags, found);
 }

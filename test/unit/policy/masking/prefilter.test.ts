@@ -236,13 +236,17 @@ describe('digit runs', () => {
     const failures: string[] = []
     const modes = (['native', 'native-avx2', 'native-scalar'] as const).map((mode) => [mode, Prefilter.for(spec, mode)] as const)
     for (const fill of ['#', ' ']) {
+      // The chain in the middle, and ending the value (nothing after its last step).
       for (let offset = 0; offset < 140; offset++) {
-        const text = Buffer.from(`${fill.repeat(offset)}${chain}${fill.repeat(150 - offset)}`)
-        const expected = (reference.scan(text, 0, text.length, limit, DIGITS) & DIGITS) !== 0
-        if (expected !== raised) failures.push(`javascript, fill ${JSON.stringify(fill)}, offset ${offset}`)
-        for (const [mode, prefilter] of modes) {
-          const got = (prefilter.scanValue(text, 0, text.length, limit, DIGITS) & DIGITS) !== 0
-          if (got !== expected) failures.push(`${mode}, fill ${JSON.stringify(fill)}, offset ${offset}`)
+        for (const after of [150 - offset, 0]) {
+          const text = Buffer.from(`${fill.repeat(offset)}${chain}${fill.repeat(after)}`)
+          const expected = (reference.scan(text, 0, text.length, limit, DIGITS) & DIGITS) !== 0
+          const where = `fill ${JSON.stringify(fill)}, offset ${offset}, ${after} after`
+          if (expected !== raised) failures.push(`javascript, ${where}`)
+          for (const [mode, prefilter] of modes) {
+            const got = (prefilter.scanValue(text, 0, text.length, limit, DIGITS) & DIGITS) !== 0
+            if (got !== expected) failures.push(`${mode}, ${where}`)
+          }
         }
       }
     }
