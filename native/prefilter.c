@@ -840,23 +840,31 @@ typedef struct {
   int carry;
 } CopySpec;
 
+/* Fields of a COPY line whose flags are kept in io: as many as DataRow columns. */
+static size_t copy_fields_max(const Scanner *s) { return (s->io_length - 1) / (SPEC_WIDTH + 1); }
+
 /*
  * The fields of a COPY line with nothing to unescape, bytes [0, end), scanned in place; a field
- * equal to the NULL spelling is skipped. The flags of the first field that raises any, else 0.
+ * equal to the NULL spelling is skipped (its flags are 0). Each field's flags go to io from
+ * copy_fields_max * SPEC_WIDTH (the first copy_fields_max fields; the specs before stay); returns
+ * the flags of all fields together.
  */
 static int32_t copy_flags(Scanner *s, const uint8_t *b, int end, const CopySpec *spec) {
+  const size_t max = copy_fields_max(s);
+  int32_t *out = s->io + max * SPEC_WIDTH;
   s->carry_length = 0;
-  for (int start = 0; start <= end;) {
+  int32_t raised = 0;
+  size_t field = 0;
+  for (int start = 0; start <= end; field++) {
     const uint8_t *hit = start < end ? memchr(b + start, spec->delimiter, (size_t)(end - start)) : NULL;
     int stop = hit == NULL ? end : (int)(hit - b);
     int is_null = (size_t)(stop - start) == spec->null_length && memcmp(b + start, spec->null_bytes, spec->null_length) == 0;
-    if (!is_null) {
-      int32_t flags = scan(s, b, start, stop, spec->limit, spec->digit_flags, spec->carry) & spec->mask;
-      if (flags != 0) return flags;
-    }
+    int32_t flags = is_null ? 0 : scan(s, b, start, stop, spec->limit, spec->digit_flags, spec->carry) & spec->mask;
+    if (field < max) out[field] = flags;
+    raised |= flags;
     start = stop + 1;
   }
-  return 0;
+  return raised;
 }
 
 /* dataRow(scanner, body, carry): row_flags of one body. */
@@ -971,7 +979,8 @@ static napi_value js_data_rows(napi_env env, napi_callback_info info) {
  * carry): the CopyData messages ('d', Int32 length, one line) that follow each other whole in
  * `chunk` from `start`: out[i] gets line i's copy_flags, or -1 when the line holds a byte that
  * needs unescaping (a backslash in text, the quote in CSV, where `quote` is not -1: the caller
- * parses that one). Stops at any other message, one cut off, or when `out` is full.
+ * parses that one). Stops after a line that raises anything (its fields' flags are then in io, as
+ * after copyLine), at any other message, one cut off, or when `out` is full.
  */
 static napi_value js_copy_lines(napi_env env, napi_callback_info info) {
   napi_value argv[11];
@@ -996,6 +1005,7 @@ static napi_value js_copy_lines(napi_env env, napi_callback_info info) {
     }
     walk.out[walk.count++] = flags;
     walk.at += 1 + size;
+    if (flags > 0) break; /* its fields' flags stay in io for the caller */
   }
   return int32_value(env, (int32_t)walk.count);
 }

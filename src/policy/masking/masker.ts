@@ -159,6 +159,14 @@ const NUMBER_DIGIT_RUN = 13
 const NEVER = Number.MAX_SAFE_INTEGER
 /** Messages of one read scanned per call into C (the results are kept until they are asked for). */
 const BATCH = 512
+/** What {@link DefaultMasker.cleanCopyLine} found in a line. */
+const enum Found {
+  Nothing,
+  /** Something, and each field's flags are in the prefilter's io (see {@link Prefilter.fieldFlags}). */
+  InC,
+  /** Something, or the line needs parsing first: {@link Masker.row} scans its values. */
+  Something,
+}
 /** Type byte + Int32 length before a message body. */
 const HEADER = 5
 /** Column plans a masker keeps for reuse (one per distinct result description). */
@@ -443,11 +451,20 @@ class DefaultMasker implements Masker {
 
   copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined {
     const dialect = this.dialect(format)
+    // Whether a scan in C left each field's flags in io (then the fields are not scanned again).
+    let scanned = false
     if (plan === undefined) {
       // -1: something to unescape; undefined: not in a batch.
       const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, place, dialect)
       if (batched === 0) return undefined
-      if (batched === undefined && this.cleanCopyLine(line, dialect)) return undefined
+      if (batched === undefined) {
+        const found = this.cleanCopyLine(line, dialect)
+        if (found === Found.Nothing) return undefined
+        scanned = found === Found.InC
+      } else if (batched > 0) {
+        // A batch ends with the line that raises, its fields' flags left in io, unless another scan came since.
+        scanned = this.batch.index === this.batch.count && this.prefilter.rowScans === this.batch.scan
+      }
     }
     const parsed = parseCopyLine(line, dialect)
     if (parsed === undefined) {
@@ -463,7 +480,14 @@ class DefaultMasker implements Masker {
       this.counts.total += width
       return writeCopyLine(parsed, redacted, dialect)
     }
-    const masked = this.row(parsed.values, plan ?? this.anonymousPlan(width))
+    const anonymous = plan ?? this.anonymousPlan(width)
+    let masked: (Buffer | null)[] | undefined
+    if (scanned) {
+      if (this.flags.length < width) this.flags = new Int32Array(width * 2)
+      scanned = this.prefilter.fieldFlags(width, this.flags)
+    }
+    if (scanned) masked = this.maskRow(parsed.values, this.internalOf(anonymous), this.flags)
+    else masked = this.row(parsed.values, anonymous)
     return masked === undefined ? undefined : writeCopyLine(parsed, masked, dialect)
   }
 
@@ -491,19 +515,19 @@ class DefaultMasker implements Masker {
   /**
    * The fast path of {@link copy} without a plan: a line with nothing to unescape (no backslash in
    * text, no quote in CSV) holds its values as they are between delimiters, so the prefilter can
-   * read them in place, as {@link dataRow} does, and a clean line allocates nothing. True when
-   * nothing is raised: the line goes out unchanged.
+   * read them in place, as {@link dataRow} does, and a clean line allocates nothing. Nothing: the
+   * line goes out unchanged.
    */
-  private cleanCopyLine(line: Buffer, dialect: CopyDialect): boolean {
+  private cleanCopyLine(line: Buffer, dialect: CopyDialect): Found {
     const column = this.textColumn
-    if (column.always !== 0) return false
-    if (line.includes(dialect.csv ? dialect.quote : BACKSLASH)) return false
+    if (column.always !== 0) return Found.Something
+    if (line.includes(dialect.csv ? dialect.quote : BACKSLASH)) return Found.Something
     let end = line.length
     if (end > 0 && line[end - 1] === NEWLINE) end--
     if (dialect.csv && end > 0 && line[end - 1] === RETURN) end--
     const prefilter = this.prefilter
     const native = prefilter.copyLine(line, end, dialect.delimiter, dialect.null, column, this.canary !== undefined)
-    if (native !== undefined) return native === 0
+    if (native !== undefined) return native === 0 ? Found.Nothing : Found.InC
     const carry = this.canary === undefined ? undefined : this.carry
     if (carry !== undefined) carry.length = 0
     for (let start = 0; start <= end; ) {
@@ -511,10 +535,10 @@ class DefaultMasker implements Masker {
       if (stop < 0 || stop > end) stop = end
       // A NULL field is skipped, as in row(): it neither raises nor carries.
       const isNull = stop - start === dialect.null.length && line.compare(dialect.null, 0, dialect.null.length, start, stop) === 0
-      if (!isNull && (prefilter.scan(line, start, stop, column.digitLimit, column.digitFlags, carry) & column.mask) !== 0) return false
+      if (!isNull && (prefilter.scan(line, start, stop, column.digitLimit, column.digitFlags, carry) & column.mask) !== 0) return Found.Something
       start = stop + 1
     }
-    return true
+    return Found.Nothing
   }
 
   /**
@@ -537,7 +561,7 @@ class DefaultMasker implements Masker {
 
   /**
    * A batch whose next message is the one at `at` of `chunk` under `key`: the one kept when it
-   * reaches there (COPY lines are scanned past one that raises), else a new one; false when none
+   * reaches there (COPY lines are scanned past one to unescape), else a new one; false when none
    * can start there.
    */
   private batchAt(chunk: Buffer, at: number, key: readonly Column[] | CopyDialect): boolean {

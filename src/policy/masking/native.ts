@@ -22,11 +22,11 @@ export interface NativePrefilter {
   scan(scanner: NativeScanner, bytes: Uint8Array, from: number, to: number, digitLimit: number, digitFlags: number, carry: 0 | 1 | 2): number
   /** A DataRow body under the specs in io: the cells' flags together (each in io), -1 malformed, -2 specs do not fit. */
   dataRow(scanner: NativeScanner, body: Uint8Array, carry: boolean): number
-  /** The fields of a COPY line with nothing to unescape: the flags of the first field that raises any, or 0. */
+  /** The fields of a COPY line with nothing to unescape: the flags of all together (each field's in io, after the DataRow columns' specs). */
   copyLine(scanner: NativeScanner, line: Uint8Array, end: number, delimiter: number, nullBytes: Uint8Array, digitLimit: number, digitFlags: number, mask: number, carry: boolean): number
   /** dataRow over the DataRow messages following each other whole in `chunk` from `start`: each row's flags into `out`; the rows scanned. */
   dataRows(scanner: NativeScanner, chunk: Uint8Array, start: number, out: Int32Array, carry: boolean): number
-  /** copyLine over the CopyData messages following each other whole in `chunk` from `start`: each line's flags (-1: needs unescaping) into `out`; the lines scanned. */
+  /** copyLine over the CopyData messages following each other whole in `chunk` from `start`: each line's flags (-1: needs unescaping) into `out`, up to one that raises; the lines scanned. */
   copyLines(scanner: NativeScanner, chunk: Uint8Array, start: number, out: Int32Array, quote: number, delimiter: number, nullBytes: Uint8Array, digitLimit: number, digitFlags: number, mask: number, carry: boolean): number
 }
 

@@ -132,7 +132,7 @@ export class Prefilter {
   private readonly io: Int32Array | undefined
   /** The column specs last written to io (sessions sharing this prefilter take turns). */
   private written: readonly ColumnSpec[] | undefined
-  /** Calls that wrote cell flags to io so far: {@link cellFlags} reads those of the last one. */
+  /** Calls that wrote cell or field flags to io so far: {@link cellFlags} and {@link fieldFlags} read those of the last one. */
   rowScans = 0
 
   private constructor(spec: PrefilterSpec, mode: ScanMode) {
@@ -275,11 +275,25 @@ export class Prefilter {
   /**
    * {@link copyLine} over the CopyData messages that follow each other whole in `chunk` from
    * `start`: each line's flags into `out`, -1 for a line with something to unescape (a backslash
-   * in text, the quote in CSV: `quote` is -1 for text); the lines scanned; undefined without the addon.
+   * in text, the quote in CSV: `quote` is -1 for text); the lines scanned (it stops after a line
+   * that raises anything, whose fields' flags {@link fieldFlags} then reads); undefined without
+   * the addon.
    */
   copyLines(chunk: Uint8Array, start: number, quote: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean, out: Int32Array): number | undefined {
     if (this.scanner === undefined) return undefined
+    this.rowScans++
     return nativePrefilter!.copyLines(this.scanner, chunk, start, out, quote, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
+  }
+
+  /**
+   * Each field's flags from the last {@link copyLine} (or the line a {@link copyLines} stopped
+   * after), into `out`; false when the line has more fields than io keeps (scan them again).
+   */
+  fieldFlags(width: number, out: Int32Array): boolean {
+    if (width > MAX_COLUMNS) return false
+    const from = MAX_COLUMNS * SPEC_WIDTH
+    out.set(this.io!.subarray(from, from + width))
+    return true
   }
 
   /** Each cell's flags from the last {@link dataRow}, into `out`. */
@@ -290,11 +304,12 @@ export class Prefilter {
 
   /**
    * The fields of a COPY line with nothing to unescape, bytes [0, end) split at `delimiter`, each
-   * scanned in place under `column` (a field equal to `nullBytes` skipped): the masked flags of the
-   * first field that raises any, or 0; undefined without the addon.
+   * scanned in place under `column` (a field equal to `nullBytes` skipped): the masked flags of
+   * all fields together (each field's for {@link fieldFlags}); undefined without the addon.
    */
   copyLine(line: Uint8Array, end: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean): number | undefined {
     if (this.scanner === undefined) return undefined
+    this.rowScans++
     return nativePrefilter!.copyLine(this.scanner, line, end, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
   }
 

@@ -148,22 +148,24 @@ describe('the prefilter in C', () => {
     }
   })
 
-  it('splits COPY lines as the JavaScript walk does, NULL fields skipped', () => {
+  it('splits COPY lines as the JavaScript walk does, NULL fields skipped, and keeps each field\'s flags', () => {
     const random = seeded(99)
     const column = COLUMN_KINDS[0]!
     const nullBytes = Buffer.from('\\N')
+    let raisedLines = 0
     for (let round = 0; round < 500; round++) {
       const fields = Array.from({ length: random.int(1, 4) }, () => (random.int(0, 5) === 0 ? nullBytes : Buffer.from(randomValue(random, anchors).filter((byte) => byte !== 0x09 && byte !== 0x5c))))
       const line = Buffer.concat(fields.flatMap((field, i) => (i === 0 ? [field] : [Buffer.of(0x09), field])))
       const carry: Carry = { window: 0, length: 0 }
-      let expected = 0
-      for (const field of fields) {
-        if (field.equals(nullBytes)) continue
-        expected = reference.scan(field, 0, field.length, column.digitLimit, column.digitFlags, carry) & column.mask
-        if (expected !== 0) break
-      }
-      expect(native.copyLine(line, line.length, 0x09, nullBytes, column, true)).toBe(expected)
+      const expected = fields.map((field) => (field.equals(nullBytes) ? 0 : reference.scan(field, 0, field.length, column.digitLimit, column.digitFlags, carry) & column.mask))
+      const together = expected.reduce((all, flags) => all | flags, 0)
+      if (together !== 0) raisedLines++
+      expect(native.copyLine(line, line.length, 0x09, nullBytes, column, true)).toBe(together)
+      const kept = new Int32Array(fields.length)
+      expect(native.fieldFlags(fields.length, kept)).toBe(true)
+      expect([...kept]).toEqual(expected)
     }
+    expect(raisedLines).toBeGreaterThan(100)
   })
 
   it('finds an anchor of NUL bytes (the C table keeps it apart from its empty slots)', () => {
