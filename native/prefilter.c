@@ -798,16 +798,18 @@ static napi_value js_scan(napi_env env, napi_callback_info info) {
 
 /*
  * A DataRow body's cells scanned under the column specs in io (SPEC_WIDTH ints per column from 0);
- * each cell's flags go to io[count * SPEC_WIDTH + i] (0 for NULL). Returns the flags of all cells
- * together; -1 when the body is malformed, -2 when its count does not fit the specs given
- * (io[io.length - 1] holds the column count of the specs).
+ * each cell's flags go to `cells` (0 for NULL), or to io[count * SPEC_WIDTH + i] when `cells` is
+ * NULL. Returns the flags of all cells together; -1 when the body is malformed, -2 when its count
+ * does not fit the specs given (io[io.length - 1] holds the column count of the specs), -3 when
+ * `cells` has room for fewer than count flags.
  */
-static int32_t row_flags(Scanner *s, const uint8_t *b, size_t length, int carry) {
+static int32_t row_flags(Scanner *s, const uint8_t *b, size_t length, int carry, int32_t *cells, size_t room) {
   if (length < 2 || length > INT32_MAX) return -1;
   int count = (b[0] << 8) | b[1];
   int32_t *io = s->io;
   if (count != io[s->io_length - 1] || (size_t)count * (SPEC_WIDTH + 1) + 1 > s->io_length) return -2;
-  int32_t *out = io + count * SPEC_WIDTH;
+  if (cells != NULL && (size_t)count > room) return -3;
+  int32_t *out = cells != NULL ? cells : io + count * SPEC_WIDTH;
   s->carry_length = 0;
   int32_t raised = 0;
   int offset = 2;
@@ -840,18 +842,15 @@ typedef struct {
   int carry;
 } CopySpec;
 
-/* Fields of a COPY line whose flags are kept in io: as many as DataRow columns. */
+/* Fields of a COPY line whose flags copyLine keeps in io: as many as DataRow columns. */
 static size_t copy_fields_max(const Scanner *s) { return (s->io_length - 1) / (SPEC_WIDTH + 1); }
 
 /*
  * The fields of a COPY line with nothing to unescape, bytes [0, end), scanned in place; a field
- * equal to the NULL spelling is skipped (its flags are 0). Each field's flags go to io from
- * copy_fields_max * SPEC_WIDTH (the first copy_fields_max fields; the specs before stay); returns
- * the flags of all fields together.
+ * equal to the NULL spelling is skipped (its flags are 0). Each field's flags go to `cells` (the
+ * first `room` of them); the number of fields to `fields`. Returns the flags of all fields together.
  */
-static int32_t copy_flags(Scanner *s, const uint8_t *b, int end, const CopySpec *spec) {
-  const size_t max = copy_fields_max(s);
-  int32_t *out = s->io + max * SPEC_WIDTH;
+static int32_t copy_flags(Scanner *s, const uint8_t *b, int end, const CopySpec *spec, int32_t *cells, size_t room, size_t *fields) {
   s->carry_length = 0;
   int32_t raised = 0;
   size_t field = 0;
@@ -860,10 +859,11 @@ static int32_t copy_flags(Scanner *s, const uint8_t *b, int end, const CopySpec 
     int stop = hit == NULL ? end : (int)(hit - b);
     int is_null = (size_t)(stop - start) == spec->null_length && memcmp(b + start, spec->null_bytes, spec->null_length) == 0;
     int32_t flags = is_null ? 0 : scan(s, b, start, stop, spec->limit, spec->digit_flags, spec->carry) & spec->mask;
-    if (field < max) out[field] = flags;
+    if (field < room) cells[field] = flags;
     raised |= flags;
     start = stop + 1;
   }
+  *fields = field;
   return raised;
 }
 
@@ -877,7 +877,7 @@ static napi_value js_data_row(napi_env env, napi_callback_info info) {
   bool carry;
   CHECK(bytes_of(env, argv[1], &b, &length));
   CHECK(napi_get_value_bool(env, argv[2], &carry));
-  return int32_value(env, row_flags(s, b, length, carry));
+  return int32_value(env, row_flags(s, b, length, carry, NULL, 0));
 }
 
 static napi_status copy_spec_of(napi_env env, napi_value *argv, CopySpec *spec) {
@@ -895,7 +895,7 @@ static napi_status copy_spec_of(napi_env env, napi_value *argv, CopySpec *spec) 
   return napi_ok;
 }
 
-/* copyLine(scanner, line, end, delimiter, null, digitLimit, digitFlags, mask, carry): copy_flags. */
+/* copyLine(scanner, line, end, delimiter, null, digitLimit, digitFlags, mask, carry): copy_flags, each field's flags in io from copy_fields_max * SPEC_WIDTH. */
 static napi_value js_copy_line(napi_env env, napi_callback_info info) {
   napi_value argv[9];
   Scanner *s = scanner_args(env, info, 9, argv, "copyLine takes a scanner and 8 arguments");
@@ -908,10 +908,17 @@ static napi_value js_copy_line(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[2], &end));
   CHECK(copy_spec_of(env, argv + 3, &spec));
   if (end < 0 || (size_t)end > length) return throw_range(env, "copyLine end outside the line");
-  return int32_value(env, copy_flags(s, b, end, &spec));
+  const size_t max = copy_fields_max(s);
+  size_t fields;
+  return int32_value(env, copy_flags(s, b, end, &spec, s->io + max * SPEC_WIDTH, max, &fields));
 }
 
-/* A walk over the messages of one read: the chunk, where the next message starts, the output. */
+/*
+ * A walk over the messages of one read: the chunk, where the next message starts, the output (two
+ * ints per message: its flags, and where its cells' flags are in `cells`, -1 when not kept), and
+ * `cells`, filled from `used`: per message that raises, its width (cells or fields), then each
+ * one's flags.
+ */
 typedef struct {
   const uint8_t *bytes;
   size_t length;
@@ -919,20 +926,31 @@ typedef struct {
   int32_t *out;
   size_t capacity;
   size_t count;
+  int32_t *cells;
+  size_t cells_length;
+  size_t used;
 } Walk;
 
-/* argv[1] chunk, argv[2] start, argv[3] out (Int32Array); false (a RangeError `usage` thrown) when they do not fit. */
+/*
+ * argv[1] chunk, argv[2] start, argv[3] out, argv[4] cells (Int32Arrays); false (a RangeError
+ * `usage` thrown) when they do not fit.
+ */
 static bool walk_of(napi_env env, napi_value *argv, Walk *walk, const char *usage) {
   int32_t start;
-  void *out;
+  void *out, *cells;
+  size_t out_length;
   if (bytes_of(env, argv[1], &walk->bytes, &walk->length) != napi_ok || napi_get_value_int32(env, argv[2], &start) != napi_ok ||
-      typed(env, argv[3], napi_int32_array, &out, &walk->capacity) != napi_ok || start < 0 || (size_t)start > walk->length || walk->length > INT32_MAX) {
+      typed(env, argv[3], napi_int32_array, &out, &out_length) != napi_ok || typed(env, argv[4], napi_int32_array, &cells, &walk->cells_length) != napi_ok ||
+      start < 0 || (size_t)start > walk->length || walk->length > INT32_MAX || walk->cells_length > INT32_MAX) {
     throw_range(env, usage);
     return false;
   }
   walk->at = (size_t)start;
   walk->out = out;
+  walk->capacity = out_length / 2;
   walk->count = 0;
+  walk->cells = cells;
+  walk->used = 0;
   return true;
 }
 
@@ -948,64 +966,80 @@ static uint32_t walk_next(const Walk *walk, uint8_t type) {
   return size < 4 || size > walk->length - at - 1 ? 0 : size;
 }
 
+/* Room in `cells` for the flags of a message that raises (after its width). */
+static size_t walk_room(const Walk *walk) { return walk->used < walk->cells_length ? walk->cells_length - walk->used - 1 : 0; }
+
+/* The message scanned (`flags`) into out; where `width` flags written after cells[used] are kept, when it raised and they fit. */
+static void walk_take(Walk *walk, uint32_t size, int32_t flags, size_t width) {
+  int32_t *out = walk->out + 2 * walk->count++;
+  out[0] = flags;
+  out[1] = -1;
+  if (flags > 0 && width <= walk_room(walk)) {
+    walk->cells[walk->used] = (int32_t)width;
+    out[1] = (int32_t)walk->used;
+    walk->used += 1 + width;
+  }
+  walk->at += 1 + size;
+}
+
 /*
- * dataRows(scanner, chunk, start, out, carry): the DataRow messages ('D', Int32 length, body) that
- * follow each other whole in `chunk` from `start`, each scanned as by dataRow; out[i] gets row i's
- * flags together. Stops after a row that raises anything (its cells' flags are then in io, as
- * after dataRow), and at any other message, one cut off by the chunk's end, one row_flags cannot
- * read (the caller scans that one alone and reports it), or when `out` is full. Returns the rows
- * scanned. One call for a read's worth of rows: a call into C costs about as much as scanning a
- * 100-byte row.
+ * dataRows(scanner, chunk, start, out, cells, carry): the DataRow messages ('D', Int32 length,
+ * body) that follow each other whole in `chunk` from `start`, each scanned as by dataRow; see Walk
+ * for out and cells. Stops at any other message, one cut off by the chunk's end, one row_flags
+ * cannot read (the caller scans that one alone and reports it), a row that raises when its cells
+ * would not fit in `cells`, or when `out` is full. Returns the rows scanned. One call for a read's
+ * worth of rows: a call into C costs about as much as scanning a 100-byte row.
  */
 static napi_value js_data_rows(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  Scanner *s = scanner_args(env, info, 5, argv, "dataRows takes a scanner, a chunk, a start, an output and a carry flag");
+  napi_value argv[6];
+  Scanner *s = scanner_args(env, info, 6, argv, "dataRows takes a scanner, a chunk, a start, an output, cells and a carry flag");
   Walk walk;
   bool carry;
-  if (s == NULL || !walk_of(env, argv, &walk, "dataRows takes a chunk, a start inside it and an Int32Array")) return NULL;
-  CHECK(napi_get_value_bool(env, argv[4], &carry));
+  if (s == NULL || !walk_of(env, argv, &walk, "dataRows takes a chunk, a start inside it and two Int32Arrays")) return NULL;
+  CHECK(napi_get_value_bool(env, argv[5], &carry));
   for (uint32_t size; (size = walk_next(&walk, 'D')) != 0;) {
-    int32_t flags = row_flags(s, walk.bytes + walk.at + 5, size - 4, carry);
+    const uint8_t *body = walk.bytes + walk.at + 5;
+    int32_t flags = row_flags(s, body, size - 4, carry, walk.cells + walk.used + 1, walk_room(&walk));
     if (flags < 0) break;
-    walk.out[walk.count++] = flags;
-    walk.at += 1 + size;
-    if (flags != 0) break; /* its cells' flags stay in io for the caller */
+    walk_take(&walk, size, flags, (size_t)((body[0] << 8) | body[1]));
   }
   return int32_value(env, (int32_t)walk.count);
 }
 
 /*
- * copyLines(scanner, chunk, start, out, quote, delimiter, null, digitLimit, digitFlags, mask,
- * carry): the CopyData messages ('d', Int32 length, one line) that follow each other whole in
- * `chunk` from `start`: out[i] gets line i's copy_flags, or -1 when the line holds a byte that
- * needs unescaping (a backslash in text, the quote in CSV, where `quote` is not -1: the caller
- * parses that one). Stops after a line that raises anything (its fields' flags are then in io, as
- * after copyLine), at any other message, one cut off, or when `out` is full.
+ * copyLines(scanner, chunk, start, out, cells, quote, delimiter, null, digitLimit, digitFlags,
+ * mask, carry): the CopyData messages ('d', Int32 length, one line) that follow each other whole
+ * in `chunk` from `start`, each line's copy_flags, or -1 when the line holds a byte that needs
+ * unescaping (a backslash in text, the quote in CSV, where `quote` is not -1: the caller parses
+ * that one); see Walk for out and cells. Stops at any other message, one cut off, a line that
+ * raises when its fields would not fit in `cells` (unless it is the first: it is taken, its fields
+ * not kept), or when `out` is full.
  */
 static napi_value js_copy_lines(napi_env env, napi_callback_info info) {
-  napi_value argv[11];
-  Scanner *s = scanner_args(env, info, 11, argv, "copyLines takes a scanner and 10 arguments");
+  napi_value argv[12];
+  Scanner *s = scanner_args(env, info, 12, argv, "copyLines takes a scanner and 11 arguments");
   Walk walk;
   int32_t quote;
   CopySpec spec;
-  if (s == NULL || !walk_of(env, argv, &walk, "copyLines takes a chunk, a start inside it and an Int32Array")) return NULL;
-  CHECK(napi_get_value_int32(env, argv[4], &quote));
-  CHECK(copy_spec_of(env, argv + 5, &spec));
+  if (s == NULL || !walk_of(env, argv, &walk, "copyLines takes a chunk, a start inside it and two Int32Arrays")) return NULL;
+  CHECK(napi_get_value_int32(env, argv[5], &quote));
+  CHECK(copy_spec_of(env, argv + 6, &spec));
   int special = quote >= 0 ? quote : 0x5c;
   for (uint32_t size; (size = walk_next(&walk, 'd')) != 0;) {
     const uint8_t *line = walk.bytes + walk.at + 5;
     int end = (int)(size - 4);
     int32_t flags;
+    size_t fields = 0;
     if (memchr(line, special, (size_t)end) != NULL) {
       flags = -1;
     } else {
       if (end > 0 && line[end - 1] == 0x0a) end--;
       if (quote >= 0 && end > 0 && line[end - 1] == 0x0d) end--;
-      flags = copy_flags(s, line, end, &spec);
+      size_t room = walk_room(&walk);
+      flags = copy_flags(s, line, end, &spec, walk.cells + walk.used + 1, room, &fields);
+      if (flags > 0 && fields > room && walk.count > 0) break; /* the next batch starts with it */
     }
-    walk.out[walk.count++] = flags;
-    walk.at += 1 + size;
-    if (flags > 0) break; /* its fields' flags stay in io for the caller */
+    walk_take(&walk, size, flags, fields);
   }
   return int32_value(env, (int32_t)walk.count);
 }

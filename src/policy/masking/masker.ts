@@ -12,7 +12,7 @@ import { Canary, CANARY_LABEL } from './canary.js'
 import { globToRegExp, Profile, profileOf, TEXT_OID } from './columns.js'
 import { type CopyDialect, type CopyFormat, dialectOf, parseCopyLine, writeCopyLine } from './copy.js'
 import { BUILTIN_DETECTORS, type Detector, type DetectorName, DETECTORS } from './detectors.js'
-import { type Carry, Prefilter } from './prefilter.js'
+import { type Batched, type Carry, Prefilter } from './prefilter.js'
 import { type MaskingStrategy, replacement, type Rewrite } from './strategies.js'
 import { createMaskingStream, type MaskingStream, type MaskingStreamOptions, type StreamContext } from './stream.js'
 
@@ -159,6 +159,8 @@ const NUMBER_DIGIT_RUN = 13
 const NEVER = Number.MAX_SAFE_INTEGER
 /** Messages of one read scanned per call into C (the results are kept until they are asked for). */
 const BATCH = 512
+/** Flags of the cells (or fields) of the messages of a batch that raise (more than a row's widest: 1,664 columns). */
+const BATCH_CELLS = 8192
 /** What {@link DefaultMasker.cleanCopyLine} found in a line. */
 const enum Found {
   Nothing,
@@ -259,9 +261,10 @@ class DefaultMasker implements Masker {
   private counts = emptyCounts()
   /**
    * Results of one call into C over the messages of the current read: for the `count` messages
-   * from the one at `next`, in order; `key` is what they were scanned under (columns or a dialect).
+   * from the one at `next`, in order (`out` and `cells`: see {@link Batched}); `key` is what they
+   * were scanned under (columns or a dialect).
    */
-  private readonly batch = { chunk: undefined as Buffer | undefined, key: undefined as unknown, next: -1, index: 0, count: 0, scan: 0, out: new Int32Array(BATCH) }
+  private readonly batch = { chunk: undefined as Buffer | undefined, key: undefined as unknown, next: -1, index: 0, count: 0, out: new Int32Array(2 * BATCH), cells: new Int32Array(BATCH_CELLS) }
 
   constructor(config: MaskingConfig, options: MaskerOptions) {
     const enabled = config.detectors ?? DETECTORS
@@ -399,10 +402,13 @@ class DefaultMasker implements Masker {
     if (native !== undefined) {
       if (native === -1) throw malformed()
       if (native === 0 && !(plan as Plan<ColumnField>).anyRuled) return undefined
-      // Each cell's flags: a batch ends with the row that raises, its cells' flags left in io,
-      // unless another scan came since (then this row is scanned again alone).
-      if (batched !== undefined && (this.batch.index !== this.batch.count || prefilter.rowScans !== this.batch.scan)) prefilter.dataRow(body, columns, carried)
-      prefilter.cellFlags(count, flags)
+      // Each cell's flags: kept by the batch (it keeps every row it takes that raises), or in io
+      // after the scan alone.
+      if (native === 0) flags.fill(0, 0, count)
+      else if (batched === undefined || !this.batchedCells(count, flags)) {
+        if (batched !== undefined) prefilter.dataRow(body, columns, carried)
+        prefilter.cellFlags(count, flags)
+      }
       return this.maskRow(valuesOf(body, count), columns, flags)
     }
     const carry = this.canary === undefined ? undefined : this.carry
@@ -451,8 +457,8 @@ class DefaultMasker implements Masker {
 
   copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined {
     const dialect = this.dialect(format)
-    // Whether a scan in C left each field's flags in io (then the fields are not scanned again).
-    let scanned = false
+    // Where a scan in C left each field's flags (then the fields are not scanned again).
+    let scanned: 'batch' | 'io' | undefined
     if (plan === undefined) {
       // -1: something to unescape; undefined: not in a batch.
       const batched = this.textColumn.always !== 0 ? undefined : this.fromBatch(line, place, dialect)
@@ -460,10 +466,9 @@ class DefaultMasker implements Masker {
       if (batched === undefined) {
         const found = this.cleanCopyLine(line, dialect)
         if (found === Found.Nothing) return undefined
-        scanned = found === Found.InC
+        if (found === Found.InC) scanned = 'io'
       } else if (batched > 0) {
-        // A batch ends with the line that raises, its fields' flags left in io, unless another scan came since.
-        scanned = this.batch.index === this.batch.count && this.prefilter.rowScans === this.batch.scan
+        scanned = 'batch'
       }
     }
     const parsed = parseCopyLine(line, dialect)
@@ -481,13 +486,10 @@ class DefaultMasker implements Masker {
       return writeCopyLine(parsed, redacted, dialect)
     }
     const anonymous = plan ?? this.anonymousPlan(width)
-    let masked: (Buffer | null)[] | undefined
-    if (scanned) {
-      if (this.flags.length < width) this.flags = new Int32Array(width * 2)
-      scanned = this.prefilter.fieldFlags(width, this.flags)
-    }
-    if (scanned) masked = this.maskRow(parsed.values, this.internalOf(anonymous), this.flags)
-    else masked = this.row(parsed.values, anonymous)
+    if (this.flags.length < width) this.flags = new Int32Array(width * 2)
+    // A line wider than C keeps flags for is scanned again.
+    const kept = scanned === 'batch' ? this.batchedCells(width, this.flags) : scanned === 'io' && this.prefilter.fieldFlags(width, this.flags)
+    const masked = kept ? this.maskRow(parsed.values, this.internalOf(anonymous), this.flags) : this.row(parsed.values, anonymous)
     return masked === undefined ? undefined : writeCopyLine(parsed, masked, dialect)
   }
 
@@ -556,13 +558,25 @@ class DefaultMasker implements Masker {
     if (!this.batchAt(chunk, at, key)) return undefined
     const batch = this.batch
     batch.next = at + HEADER + body.length
-    return batch.out[batch.index++]
+    return batch.out[2 * batch.index++]
+  }
+
+  /**
+   * The flags of each cell (or field) of the message {@link fromBatch} gave last, as the batch
+   * kept them, into `flags`; false when it did not keep them (the message raised nothing, or was
+   * wider than there was room for), or kept another width (then the message is scanned again).
+   */
+  private batchedCells(width: number, flags: Int32Array): boolean {
+    const { out, cells, index } = this.batch
+    const at = index > 0 ? out[2 * index - 1]! : -1
+    if (at < 0 || cells[at] !== width) return false
+    for (let i = 0; i < width; i++) flags[i] = cells[at + 1 + i]!
+    return true
   }
 
   /**
    * A batch whose next message is the one at `at` of `chunk` under `key`: the one kept when it
-   * reaches there (COPY lines are scanned past one to unescape), else a new one; false when none
-   * can start there.
+   * reaches there, else a new one; false when none can start there.
    */
   private batchAt(chunk: Buffer, at: number, key: readonly Column[] | CopyDialect): boolean {
     const batch = this.batch
@@ -577,11 +591,10 @@ class DefaultMasker implements Masker {
     const dialect = 'delimiter' in key ? key : undefined
     const scanned =
       dialect === undefined
-        ? this.prefilter.dataRows(chunk, at, key as readonly Column[], carried, batch.out)
-        : this.prefilter.copyLines(chunk, at, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, this.textColumn, carried, batch.out)
+        ? this.prefilter.dataRows(chunk, at, key as readonly Column[], carried, batch)
+        : this.prefilter.copyLines(chunk, at, dialect.csv ? dialect.quote : -1, dialect.delimiter, dialect.null, this.textColumn, carried, batch)
     batch.chunk = chunk
     batch.count = scanned ?? 0
-    batch.scan = this.prefilter.rowScans
     batch.index = 0
     batch.key = key
     batch.next = batch.count === 0 ? -1 : at
@@ -603,7 +616,7 @@ class DefaultMasker implements Masker {
     let clean = index
     let at = offset
     // The C walk read each of these whole inside the chunk: type byte, then Int32 length.
-    while (clean < count && out[clean] === 0) {
+    while (clean < count && out[2 * clean] === 0) {
       at += 1 + chunk.readInt32BE(at + 1)
       clean++
     }

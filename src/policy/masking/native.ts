@@ -24,10 +24,10 @@ export interface NativePrefilter {
   dataRow(scanner: NativeScanner, body: Uint8Array, carry: boolean): number
   /** The fields of a COPY line with nothing to unescape: the flags of all together (each field's in io, after the DataRow columns' specs). */
   copyLine(scanner: NativeScanner, line: Uint8Array, end: number, delimiter: number, nullBytes: Uint8Array, digitLimit: number, digitFlags: number, mask: number, carry: boolean): number
-  /** dataRow over the DataRow messages following each other whole in `chunk` from `start`: each row's flags into `out`; the rows scanned. */
-  dataRows(scanner: NativeScanner, chunk: Uint8Array, start: number, out: Int32Array, carry: boolean): number
-  /** copyLine over the CopyData messages following each other whole in `chunk` from `start`: each line's flags (-1: needs unescaping) into `out`, up to one that raises; the lines scanned. */
-  copyLines(scanner: NativeScanner, chunk: Uint8Array, start: number, out: Int32Array, quote: number, delimiter: number, nullBytes: Uint8Array, digitLimit: number, digitFlags: number, mask: number, carry: boolean): number
+  /** dataRow over the DataRow messages following each other whole in `chunk` from `start`, into `out` and `cells` (see Prefilter's Batched); the rows scanned. */
+  dataRows(scanner: NativeScanner, chunk: Uint8Array, start: number, out: Int32Array, cells: Int32Array, carry: boolean): number
+  /** copyLine over the CopyData messages following each other whole in `chunk` from `start` (flags -1: needs unescaping), into `out` and `cells` (see Prefilter's Batched); the lines scanned. */
+  copyLines(scanner: NativeScanner, chunk: Uint8Array, start: number, out: Int32Array, cells: Int32Array, quote: number, delimiter: number, nullBytes: Uint8Array, digitLimit: number, digitFlags: number, mask: number, carry: boolean): number
 }
 
 /** From src/ (tests, tsx) and from dist/src/ (the built CLI). */

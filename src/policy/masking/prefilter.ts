@@ -47,6 +47,17 @@ for (let code = 0; code < 256; code++) {
   if ((code >= 0x61 && code <= 0x7a) || code === 0x5f) GLUE[code] = 1
 }
 
+/**
+ * What {@link Prefilter.dataRows} and {@link Prefilter.copyLines} write about the messages of a
+ * read, for the masker to take one by one: per message scanned, two ints of `out`, its flags and
+ * where its cells' (or fields') flags are kept in `cells`, -1 when not kept (it raised nothing,
+ * or they did not fit); kept there, the width (cells or fields), then each one's flags.
+ */
+export interface Batched {
+  readonly out: Int32Array
+  readonly cells: Int32Array
+}
+
 /** The case-folded 4-byte window as an Int32 (how anchors are keyed). */
 export function anchorKey(gram: string): number {
   let key = 0
@@ -132,8 +143,6 @@ export class Prefilter {
   private readonly io: Int32Array | undefined
   /** The column specs last written to io (sessions sharing this prefilter take turns). */
   private written: readonly ColumnSpec[] | undefined
-  /** Calls that wrote cell or field flags to io so far: {@link cellFlags} and {@link fieldFlags} read those of the last one. */
-  rowScans = 0
 
   private constructor(spec: PrefilterSpec, mode: ScanMode) {
     this.atSign = spec.atSign
@@ -237,7 +246,6 @@ export class Prefilter {
    */
   dataRow(body: Uint8Array, columns: readonly ColumnSpec[], carry: boolean): number | undefined {
     if (this.scanner === undefined || !this.writeSpecs(columns)) return undefined
-    this.rowScans++
     const raised = nativePrefilter!.dataRow(this.scanner, body, carry)
     return raised === -2 ? undefined : raised
   }
@@ -261,34 +269,27 @@ export class Prefilter {
 
   /**
    * {@link dataRow} over the DataRow messages (type, length, body) that follow each other whole in
-   * `chunk` from `start`, in one call: each row's flags into `out`; the number of rows scanned (it
-   * stops after a row that raises anything, whose cells' flags {@link cellFlags} then reads, and at
-   * any other message, one cut off, one that does not read, or a full `out`); undefined without
-   * the addon.
+   * `chunk` from `start`, in one call; the number of rows scanned (it stops at any other message,
+   * one cut off, one that does not read, a full `out`, or a row that raises when `cells` is full);
+   * undefined without the addon. What each row raised goes `into` (see {@link Batched}).
    */
-  dataRows(chunk: Uint8Array, start: number, columns: readonly ColumnSpec[], carry: boolean, out: Int32Array): number | undefined {
+  dataRows(chunk: Uint8Array, start: number, columns: readonly ColumnSpec[], carry: boolean, into: Batched): number | undefined {
     if (this.scanner === undefined || !this.writeSpecs(columns)) return undefined
-    this.rowScans++
-    return nativePrefilter!.dataRows(this.scanner, chunk, start, out, carry)
+    return nativePrefilter!.dataRows(this.scanner, chunk, start, into.out, into.cells, carry)
   }
 
   /**
    * {@link copyLine} over the CopyData messages that follow each other whole in `chunk` from
-   * `start`: each line's flags into `out`, -1 for a line with something to unescape (a backslash
-   * in text, the quote in CSV: `quote` is -1 for text); the lines scanned (it stops after a line
-   * that raises anything, whose fields' flags {@link fieldFlags} then reads); undefined without
-   * the addon.
+   * `start`: flags -1 for a line with something to unescape (a backslash in text, the quote in
+   * CSV: `quote` is -1 for text); the lines scanned; undefined without the addon. What each line
+   * raised goes `into` (see {@link Batched}).
    */
-  copyLines(chunk: Uint8Array, start: number, quote: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean, out: Int32Array): number | undefined {
+  copyLines(chunk: Uint8Array, start: number, quote: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean, into: Batched): number | undefined {
     if (this.scanner === undefined) return undefined
-    this.rowScans++
-    return nativePrefilter!.copyLines(this.scanner, chunk, start, out, quote, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
+    return nativePrefilter!.copyLines(this.scanner, chunk, start, into.out, into.cells, quote, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
   }
 
-  /**
-   * Each field's flags from the last {@link copyLine} (or the line a {@link copyLines} stopped
-   * after), into `out`; false when the line has more fields than io keeps (scan them again).
-   */
+  /** Each field's flags from the last {@link copyLine}, into `out`; false when the line has more fields than io keeps (scan them again). */
   fieldFlags(width: number, out: Int32Array): boolean {
     if (width > MAX_COLUMNS) return false
     const from = MAX_COLUMNS * SPEC_WIDTH
@@ -309,7 +310,6 @@ export class Prefilter {
    */
   copyLine(line: Uint8Array, end: number, delimiter: number, nullBytes: Uint8Array, column: ColumnSpec, carry: boolean): number | undefined {
     if (this.scanner === undefined) return undefined
-    this.rowScans++
     return nativePrefilter!.copyLine(this.scanner, line, end, delimiter, nullBytes, Math.min(column.digitLimit, NO_LIMIT), column.digitFlags, column.mask, carry)
   }
 
