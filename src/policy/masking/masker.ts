@@ -819,12 +819,13 @@ class DefaultMasker implements Masker {
       return null
     }
     const strings = column.json ? jsonStrings(bytes) : undefined
-    const pieces: Buffer[] = []
-    let at = 0
+    // The replacements first, then the value written once around them.
+    const texts: string[] = []
+    let size = bytes.length
     for (const span of spans) {
       const rewrite = this.sources[span.source]!.rewrite
-      const effective = span.mixed && rewrite.strategy !== 'null' ? { ...rewrite, strategy: 'redact' as const } : rewrite
-      let text = replacement(effective, bytes.subarray(span.start, span.end), this.hashKey, canBeNull)
+      const strategy = span.mixed && rewrite.strategy !== 'null' ? 'redact' : rewrite.strategy
+      let text = strategy === 'redact' ? rewrite.label : replacement(rewrite, bytes.subarray(span.start, span.end), this.hashKey, canBeNull)
       if (text === null) return null
       if (strings !== undefined) {
         // Inside one JSON string the label is string content; outside every string it is written
@@ -837,11 +838,19 @@ class DefaultMasker implements Masker {
           return null
         }
       }
-      pieces.push(bytes.subarray(at, span.start), Buffer.from(text, 'utf8'))
-      at = span.end
+      texts.push(text)
+      size += Buffer.byteLength(text, 'utf8') - (span.end - span.start)
     }
-    pieces.push(bytes.subarray(at))
-    return Buffer.concat(pieces)
+    const out = Buffer.allocUnsafe(size)
+    let at = 0
+    let written = 0
+    spans.forEach((span, i) => {
+      written += bytes.copy(out, written, at, span.start)
+      written += out.write(texts[i]!, written, 'utf8')
+      at = span.end
+    })
+    bytes.copy(out, written, at)
+    return out
   }
 
   /** What a stream needs: masking, where findings are, and what to hold back for. */
