@@ -467,12 +467,11 @@ export class PostgresRelay {
       const frame = this.backend.next()
       if (frame === undefined) break
       const bytes = this.onBackend(frame)
-      if (bytes === frame.raw) out.add(bytes, frame)
-      else out.replace(bytes, frame)
+      out.add(bytes, bytes === frame.raw ? frame : undefined)
     }
     if (out.isEmpty()) return
-    // One network write per read: usually one slice of it; a message that straddled reads (copied
-    // by the framer) or one rewritten longer goes beside the slices, uncopied, each its own frame.
+    // One network write per read: usually one slice of it; a message rewritten, or one that
+    // straddled reads (copied by the framer), goes between the slices, uncopied, each its own frame.
     if (!this.transport.writev(out.take())) this.upstream.pause()
   }
 
@@ -799,8 +798,10 @@ function guardrailError(verdict: Verdict, upstream: ErrorFields): Buffer {
 
 /**
  * Outgoing buffers for one write: slices that are adjacent in the same memory are merged, so an
- * unchanged run of messages from one read goes out as one uncopied slice, and so does a read with
- * a message rewritten no longer than it was (see {@link replace}).
+ * unchanged run of messages from one read goes out as one uncopied slice. A rewritten message is
+ * a piece of its own between the runs before and after it (the transport sends them all in one
+ * write): writing it over the original and moving the run up to keep one slice cost more, in
+ * copying up to a read's worth of bytes per rewritten row, than the frames it saved.
  */
 class Batch {
   private pieces: Buffer[] = []
@@ -808,41 +809,6 @@ class Batch {
   private chunk: Buffer | undefined
   private start = 0
   private end = 0
-  /** Bytes moved by {@link replace} since the last take, bounded by the read's size. */
-  private moved = 0
-
-  /**
-   * `bytes` to send instead of the frame `place` (a message rewritten or dropped). When they are
-   * no longer than it and it lies in a read, they are written over the end of its bytes and the
-   * run of frames just before it moved up against them: the read still goes out as one slice (one
-   * tunnel frame), where it would otherwise be three. The read's bytes are the relay's own (a
-   * socket hands each read a new buffer) and nothing still reads the frame, the run or anything
-   * before them; the moves are bounded (a read whose every row is rewritten would otherwise move
-   * the run once per row), past that the bytes are a piece of their own.
-   */
-  replace(bytes: Buffer, place: Frame): void {
-    const chunk = place.chunk
-    const size = place.raw.length
-    const end = place.offset + size
-    const follows = chunk !== undefined && chunk === this.chunk && this.end === place.offset
-    const moving = follows ? this.end - this.start : 0
-    if (chunk === undefined || bytes.length > size || bytes.buffer === chunk.buffer || this.moved + moving > chunk.length || (bytes.length === 0 && !follows)) {
-      this.add(bytes)
-      return
-    }
-    const shift = size - bytes.length
-    if (follows) {
-      if (shift > 0) chunk.copyWithin(this.start + shift, this.start, this.end)
-      this.start += shift
-      this.moved += moving
-    } else {
-      this.flushRun()
-      this.chunk = chunk
-      this.start = end - bytes.length
-    }
-    bytes.copy(chunk, end - bytes.length)
-    this.end = end
-  }
 
   /**
    * `piece`, which is the frame at `place` when one is given: then frames that follow each other in
@@ -888,7 +854,6 @@ class Batch {
 
   take(): Buffer[] {
     this.flushRun()
-    this.moved = 0
     const pieces = this.pieces
     this.pieces = []
     return pieces
