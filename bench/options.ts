@@ -34,7 +34,8 @@ export const USAGE = `usage: npm run bench -- [--rounds N] [--duration S] [--qui
                   to bench/results/profiles and print the top self-time functions of each
   --masking       only the masking workload (also run after the others when --only is not
                   given): a text-heavy 100 MB result, direct and through tunnels without
-                  masking, with the canary alone, and with every detector
+                  masking, with the canary alone, and with every detector; a round of it
+                  takes about 3 s, so it runs three per --rounds (15 by default)
   --help          this text`
 
 const DEFAULTS = { rounds: 5, durationS: 6, warmupS: 3, scale: 10, copyRows: 100_000 }
