@@ -18,6 +18,12 @@ function cut(value: string, width: number): string {
   return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat
 }
 
+/** ` masked email×2 canary×1` for a record's masked counts; nothing when there are none. */
+function masked(counts: Readonly<Record<string, number>> | undefined): string {
+  const entries = Object.entries(counts ?? {})
+  return entries.length === 0 ? '' : ` masked ${cut(entries.map(([name, count]) => `${name}×${count}`).join(' '), 60)}`
+}
+
 function field(event: AuditEvent, name: string): unknown {
   return (event as unknown as Record<string, unknown>)[name]
 }
@@ -34,11 +40,11 @@ export function describeEvent(event: AuditEvent): string {
       return `#${event.sequence} ${event.path} ${verdict}${cut(event.text, 100)}`
     }
     case 'statement.end':
-      return `#${event.sequence} ${event.outcome}${event.command === undefined ? '' : ` ${event.command}`}${event.sqlstate === undefined ? '' : ` SQLSTATE ${event.sqlstate}`} rows=${event.rows} ${(event.durationUs / 1000).toFixed(1)}ms`
+      return `#${event.sequence} ${event.outcome}${event.command === undefined ? '' : ` ${event.command}`}${event.sqlstate === undefined ? '' : ` SQLSTATE ${event.sqlstate}`} rows=${event.rows} ${(event.durationUs / 1000).toFixed(1)}ms${masked(event.masked)}`
     case 'session.start':
       return `${cut(event.identity.display, 60)} (${event.identity.kind}) from ${event.client.address}, CLI ${cut(event.client.version, 20)}`
     case 'session.end':
-      return `${cut(event.reason.message, 80)}${event.reason.code === undefined ? '' : ` [${event.reason.code}]`} in=${event.bytes.in}B out=${event.bytes.out}B ${(event.durationMs / 1000).toFixed(1)}s`
+      return `${cut(event.reason.message, 80)}${event.reason.code === undefined ? '' : ` [${event.reason.code}]`} in=${event.bytes.in}B out=${event.bytes.out}B ${(event.durationMs / 1000).toFixed(1)}s${masked(event.masked)}`
     case 'auth.failure':
       return `from ${event.client.address} ${cut(event.path, 60)}: ${event.code}: ${cut(event.reason, 80)}`
     case 'auth.failure.summary':

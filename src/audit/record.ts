@@ -55,6 +55,8 @@ export type AuditEventInput =
       reason: CloseRecord
       /** Command connections: the session's asciicast recording as closed (`airlock audit replay`). */
       recording?: { path: string; sha256: string; bytes: number }
+      /** Command connections: values masked in the output, by detector (`canary`: the connection's secrets); absent when none. */
+      masked?: Record<string, number>
     }
   | {
       type: 'statement.begin'

@@ -184,7 +184,7 @@ export function sessionStartEvent(session: {
 
 export function sessionEndEvent(
   session: { id: string; identity: Identity; connection: string },
-  outcome: { reason: CloseReason; bytesIn: number; bytesOut: number; durationMs: number; recording?: { path: string; sha256: string; bytes: number } },
+  outcome: { reason: CloseReason; bytesIn: number; bytesOut: number; durationMs: number; recording?: { path: string; sha256: string; bytes: number }; masked?: Readonly<Record<string, number>> },
   redactor: Redactor | undefined,
 ): AuditEventInput {
   const message = redactor?.redactSecrets(outcome.reason.message) ?? outcome.reason.message
@@ -198,6 +198,7 @@ export function sessionEndEvent(
     durationMs: Math.round(outcome.durationMs),
     reason: outcome.reason.code === undefined ? { message } : { code: outcome.reason.code, message },
     ...(outcome.recording === undefined ? {} : { recording: { ...outcome.recording } }),
+    ...(outcome.masked === undefined ? {} : { masked: { ...outcome.masked } }),
   }
 }
 

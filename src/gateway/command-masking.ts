@@ -23,7 +23,9 @@ export async function commandMaskers(config: GatewayConfig, secrets: SecretSourc
   return ({ connection }) => {
     if (connection.masking === undefined) return []
     // The canary before this stage masks the connection's own secrets; this one runs the detectors.
-    const stream = createMasker(connection.masking, hashKey === undefined ? {} : { hashKey }).stream()
-    return [{ write: (chunk) => stream.write(chunk), flush: () => stream.flush(), idle: () => stream.flush() }]
+    const masker = createMasker(connection.masking, hashKey === undefined ? {} : { hashKey })
+    const stream = masker.stream()
+    // Output has no columns: what it masked is counted by detector only.
+    return [{ write: (chunk) => stream.write(chunk), flush: () => stream.flush(), idle: () => stream.flush(), masked: () => ({ ...masker.takeCounts().detectors }) }]
   }
 }

@@ -454,6 +454,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let redactor: Redactor | undefined
     let audited = false
     let recording: { path: string; sha256: string; bytes: number } | undefined
+    let masked: Record<string, number> | undefined
     unrecorded++
     try {
       if (audit !== undefined) {
@@ -477,6 +478,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           : policy
       const report = (event: EngineReport): void => {
         if (event.type === 'recording') recording = { path: event.path, sha256: event.sha256, bytes: event.bytes }
+        else if (event.type === 'masked') masked = event.counts
         else if (audited) audit?.append(commandBlockedEvent({ id, identity, connection: connection.name }, event, redactor), { durable: true })
       }
       const link = await engine.open({ id, identity, connection, params, transport, secrets, logger: sessionLogger, report, ...(hooks ? { hooks } : {}) })
@@ -501,7 +503,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       'session ended',
     )
     if (audited) {
-      const outcome = { reason, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt, ...(recording ? { recording } : {}) }
+      const outcome = { reason, bytesIn: transport.bytesIn, bytesOut: transport.bytesOut, durationMs: now() - startedAt, ...(recording ? { recording } : {}), ...(masked ? { masked } : {}) }
       audit?.append(sessionEndEvent({ id, identity, connection: connection.name }, outcome, redactor), { durable: true })
     }
     unrecorded--

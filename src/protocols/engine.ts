@@ -29,6 +29,8 @@ export type EngineReport =
   | { type: 'recording'; path: string; sha256: string; bytes: number }
   /** Input refused by a deny pattern: extra arguments, a one-off run's input, or an interactive line (masked). */
   | { type: 'blocked'; rule: string; message: string; where: 'args' | 'input' | 'line'; text?: string }
+  /** Values masked in the session's output, by detector (`canary`: the connection's secrets), when it ends. */
+  | { type: 'masked'; counts: Record<string, number> }
 
 export interface ProtocolEngine {
   /**

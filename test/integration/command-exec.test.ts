@@ -284,6 +284,8 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
     const [end] = await auditRecords((record) => record.type === 'session.end' && record.session === session)
     const file = readFileSync(recordingOf(session))
     expect(end).toMatchObject({ recording: { path: recordingOf(session), sha256: createHash('sha256').update(file).digest('hex'), bytes: file.length } })
+    // The credential canary masked the token once (counted as `canary`).
+    expect(end).toMatchObject({ masked: { canary: 1 } })
 
     // `airlock audit replay`: through the gateway for an admin, offline from the file, refused to others.
     const adminEnv = { ...gateway.env('admin'), NODE_EXTRA_CA_CERTS: cliEnv.NODE_EXTRA_CA_CERTS }
@@ -308,6 +310,9 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
     ])
     expect(masked).toMatchObject({ code: 0, stdout: 'mail [EMAIL] key [CLOUD-KEY]\n', stderr: '[EMAIL]\n' })
     expect(plain.stdout).toBe('mail alice@example.com\n')
+    // The audit's session.end says what the output had masked, by detector (stdout and stderr together).
+    const [end] = await auditRecords((record) => record.type === 'session.end' && record.connection === 'masked')
+    expect(end).toMatchObject({ masked: { email: 2, 'cloud-keys': 1 } })
   })
 
   it('gateway check reports that sessions get a PID namespace on this host', async () => {

@@ -103,6 +103,8 @@ export function createCanaryStream(automaton: CanaryAutomaton, options: CanarySt
 
 class CanaryStream implements OutputMasker {
   readonly stats: CanaryStreamStats = { masked: 0, held: 0, forcedReleases: 0 }
+  /** stats.masked at the last {@link masked} call. */
+  private reported = 0
   private readonly marker: Buffer
   private readonly maxHeld: number
 
@@ -165,6 +167,12 @@ class CanaryStream implements OutputMasker {
 
   flush(): Buffer {
     return this.release(this.consumed)
+  }
+
+  masked(): Record<string, number> {
+    const count = this.stats.masked - this.reported
+    this.reported = this.stats.masked
+    return count === 0 ? {} : { canary: count }
   }
 
   noteInput(chunk: Buffer): void {

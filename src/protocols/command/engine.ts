@@ -44,7 +44,7 @@ import {
   signalGroup,
   userSwitchOnly,
 } from './launch.js'
-import { chainMaskers, type OutputMasker } from './masker.js'
+import { chainMaskers, maskedCounts, type OutputMasker } from './masker.js'
 import { runPipeSession } from './pipe-session.js'
 import { type PtyProcess, runPtySession } from './pty-session.js'
 import { createRecorder } from './recording.js'
@@ -152,10 +152,14 @@ export function createCommandEngine(options: CommandEngineOptions): ProtocolEngi
       const automaton = automatonFor(secrets)
       const marker = Buffer.from(CANARY_MARKER)
       const maskText = (text: string): string => (automaton === undefined ? text : automaton.replaceAll(Buffer.from(text), marker).toString('utf8'))
+      // Every output stream's maskers: what they masked goes to the audit when the session ends.
+      const outputMaskers: OutputMasker[] = []
       const maskerFor = (stream: MaskerContext['stream']): OutputMasker => {
         // Secrets first, then the detectors: a detector must never see (or hold) a raw secret's end.
         const maskers = [...(automaton === undefined ? [] : [createCanaryStream(automaton)]), ...(options.maskers?.({ connection, stream }) ?? [])]
-        return maskers.length === 0 ? passThrough() : chainMaskers(maskers)
+        const masker = maskers.length === 0 ? passThrough() : chainMaskers(maskers)
+        outputMaskers.push(masker)
+        return masker
       }
       const cols = params.cols ?? DEFAULT_COLS
       const rows = params.rows ?? DEFAULT_ROWS
@@ -191,6 +195,8 @@ export function createCommandEngine(options: CommandEngineOptions): ProtocolEngi
         )
       const relayed = async (relay: () => Promise<CloseReason>): Promise<CloseReason> => {
         const reason = await relay()
+        const masked = maskedCounts(outputMaskers)
+        if (Object.keys(masked).length > 0) session.report?.({ type: 'masked', counts: masked })
         await closeRecording()
         return reason
       }

@@ -22,6 +22,11 @@ export interface OutputMasker {
    * printed one character at a time. Later stages only see what the canary released.
    */
   idle?(): Buffer
+  /**
+   * The values masked since the last call, by detector (`canary` for the connection's own
+   * secrets), for the session's audit record; a stage that masks nothing of its own has none.
+   */
+  masked?(): Record<string, number>
 }
 
 /** How long output must pause before the sessions call `idle()`. */
@@ -55,7 +60,17 @@ export function chainMaskers(maskers: readonly OutputMasker[]): OutputMasker {
       for (const masker of maskers) masker.noteInput?.(chunk)
     },
     ...(maskers.some((masker) => masker.idle !== undefined) ? { idle: () => idleAll(maskers) } : {}),
+    masked: () => maskedCounts(maskers),
   }
+}
+
+/** The masked counts of several maskers (or streams), added up by detector. */
+export function maskedCounts(maskers: readonly OutputMasker[]): Record<string, number> {
+  const total: Record<string, number> = {}
+  for (const masker of maskers) {
+    for (const [name, count] of Object.entries(masker.masked?.() ?? {})) total[name] = (total[name] ?? 0) + count
+  }
+  return total
 }
 
 /** Each stage's idle release passes through the stages after it. */

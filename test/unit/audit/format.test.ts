@@ -52,4 +52,14 @@ describe('audit output for terminals', () => {
     } as unknown as AuditEvent
     expect(describeEvent(summary)).toBe('997 more failures since 2026-01-31T11:59:00.000Z, not recorded one by one: 203.0.113.7×990 198.51.100.2\\u001b[2J×7 and 3 more addresses')
   })
+
+  it('says what a statement or a command session masked, and nothing when it masked nothing', () => {
+    const end = { ...begin, type: 'statement.end', outcome: 'ok', command: 'SELECT', rows: 2, durationUs: 1500, masked: { email: 2, 'column:ssn': 1 } } as unknown as AuditEvent
+    expect(describeEvent(end)).toBe('#3 ok SELECT rows=2 1.5ms masked email×2 column:ssn×1')
+    expect(describeEvent({ ...end, masked: {} } as AuditEvent)).toBe('#3 ok SELECT rows=2 1.5ms')
+    const session = { ...begin, type: 'session.end', reason: { message: 'exit 0' }, bytes: { in: 10, out: 200 }, durationMs: 1200 } as unknown as AuditEvent
+    expect(describeEvent(session)).toBe('exit 0 in=10B out=200B 1.2s')
+    // A detector name is configuration, and shown escaped like any recorded text.
+    expect(describeEvent({ ...session, masked: { canary: 1, 'x\u001b[2J': 3 } } as AuditEvent)).toBe('exit 0 in=10B out=200B 1.2s masked canary×1 x\\u001b[2J×3')
+  })
 })
