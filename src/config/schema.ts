@@ -13,6 +13,7 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 
 import { AirlockError } from '../errors.js'
+import { PRESETS } from '../policy/guardrails/presets.js'
 import { DETECTORS } from '../policy/masking/detectors.js'
 import { BYTES_EXAMPLE, DURATION_EXAMPLE, parseBytes, parseDuration } from './duration.js'
 import { isSecretRef, type SecretRef } from './secrets.js'
@@ -20,15 +21,8 @@ import { isSecretRef, type SecretRef } from './secrets.js'
 /** The message for a secret written inline where only a reference is allowed. */
 export const INLINE_SECRET_MESSAGE = 'secrets only by reference: use { env: NAME } or { file: PATH }'
 
-/** The guardrail presets a SQL connection can enable. */
-export const GUARDRAIL_PRESETS = [
-  'read-only',
-  'no-ddl',
-  'no-server-files',
-  'no-role-changes',
-  'safe-writes',
-  'no-dynamic-sql',
-] as const
+/** The guardrail presets a SQL connection can enable (the engine's list). */
+export const GUARDRAIL_PRESETS = PRESETS
 
 /** The built-in masking detectors (the engine's list); a connection whose masking lists none explicitly gets them all. */
 export const MASKING_DETECTORS = DETECTORS

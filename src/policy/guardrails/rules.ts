@@ -8,11 +8,10 @@ import type { Analysis, FunctionRef, SettingChange, StatementNode, TableRef } fr
 import { parseBoolean } from './analyze.js'
 import { serverFileReason, TRUSTED_LANGUAGES, writingReason } from './functions.js'
 import { NON_WRITING, NOT_DDL } from './kinds.js'
+import { type Preset, PRESETS } from './presets.js'
 import { isTriviallyTrue } from './trivial.js'
 
-/** The presets a connection can enable, in the order their findings are reported. */
-export const PRESETS = ['read-only', 'no-ddl', 'no-server-files', 'no-role-changes', 'safe-writes', 'no-dynamic-sql'] as const
-export type Preset = (typeof PRESETS)[number]
+export { type Preset, PRESETS }
 
 /** Rules that apply whenever guardrails are configured; no custom rule can make an exception. */
 export const BUILTIN_RULES = {
