@@ -844,11 +844,11 @@ class DefaultMasker implements Masker {
     const out = Buffer.allocUnsafe(size)
     let at = 0
     let written = 0
-    spans.forEach((span, i) => {
-      written += bytes.copy(out, written, at, span.start)
+    for (let i = 0; i < spans.length; i++) {
+      written += bytes.copy(out, written, at, spans[i]!.start)
       written += out.write(texts[i]!, written, 'utf8')
-      at = span.end
-    })
+      at = spans[i]!.end
+    }
     bytes.copy(out, written, at)
     return out
   }
