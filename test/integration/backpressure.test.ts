@@ -13,6 +13,9 @@ import { residentBytes, spawnAirlock, type Spawned } from '../helpers/processes.
 const TOTAL = 1024 * 1024 * 1024
 const BLOCK = Buffer.alloc(64 * 1024)
 for (let i = 0; i < BLOCK.length; i++) BLOCK[i] = (i * 31 + 7) & 0xff
+/** Resident memory either process may gain while 1 GiB waits behind a client that does not read. */
+const MEMORY_GROWTH = 64 * 1024 * 1024
+/** And in all: the runtime, the gateway's modules (the SQL parser's WebAssembly) and that growth. */
 const MEMORY_CEILING = 200 * 1024 * 1024
 
 let upstream: Server
@@ -61,6 +64,8 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 it('holds a 1 GiB stream back while the client does not read, with bounded memory, then delivers it intact', async () => {
+  const gatewayBefore = await residentBytes(gateway.process.child.pid!)
+  const cliBefore = await residentBytes(tunnel.child.pid!)
   const socket = connect({ host: '127.0.0.1', port: localPort })
   const hash = createHash('sha256')
   let received = 0
@@ -83,6 +88,8 @@ it('holds a 1 GiB stream back while the client does not read, with bounded memor
   // Held back: the far end has been able to write only what the buffers on the way hold, and no more.
   expect(written).toBe(writtenWhileStalled)
   expect(writtenWhileStalled).toBeLessThan(64 * 1024 * 1024)
+  expect(gatewayMemory - gatewayBefore).toBeLessThan(MEMORY_GROWTH)
+  expect(cliMemory - cliBefore).toBeLessThan(MEMORY_GROWTH)
   expect(gatewayMemory).toBeLessThan(MEMORY_CEILING)
   expect(cliMemory).toBeLessThan(MEMORY_CEILING)
 

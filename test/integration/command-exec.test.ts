@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { replayRecording } from '../../src/protocols/command/replay.js'
 import { storeAccess } from '../helpers/audit.js'
 import type { TestGateway } from '../helpers/gateway.js'
-import { airlock, BIN, REPO, residentBytes, spawnAirlock, transcript } from '../helpers/processes.js'
+import { airlock, BIN, childEnv, REPO, residentBytes, spawnAirlock, transcript } from '../helpers/processes.js'
 import { ensureShellUser, SHELL_USER, startCommandGateway } from '../helpers/pty.js'
 import { findLeaks } from '../helpers/pty-leaks.js'
 import { createTestCa } from '../helpers/tls.js'
@@ -167,7 +167,7 @@ describe('airlock exec on a command connection', { timeout: 240_000 }, () => {
       void residentBytes(gatewayPid).then((rss) => (peak = Math.max(peak, rss)), () => {})
     }, 100)
     const child = spawn(process.execPath, [BIN, 'exec', 'run', '--', `yes '${line.trimEnd()}' | head -c ${total}`], {
-      env: { ...process.env, ...cliEnv },
+      env: childEnv(cliEnv),
       cwd: REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
     })

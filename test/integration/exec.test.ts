@@ -13,7 +13,7 @@ import { EXIT_CODES } from '../../src/errors.js'
 import type { StatementHooks } from '../../src/protocols/hooks.js'
 import { startInProcessGateway, type InProcessGateway } from '../helpers/inprocess-gateway.js'
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
-import { airlock, BIN, residentBytes, transcript } from '../helpers/processes.js'
+import { airlock, BIN, childEnv, residentBytes, transcript } from '../helpers/processes.js'
 
 let cluster: PgCluster
 let gateway: InProcessGateway
@@ -131,7 +131,7 @@ describe('scripts', () => {
 
   it('streams a 1 GiB result in constant memory', async () => {
     const child = spawn(process.execPath, [BIN, 'exec', 'pg', '--output', 'tsv', '-i', "select repeat('x', 1023) from generate_series(1, 1048576)"], {
-      env: { ...process.env, ...gateway.env('user') },
+      env: childEnv(gateway.env('user')),
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let bytes = 0
