@@ -9,8 +9,13 @@
  *     │◀── exit {code, signal} ──────────│◀── the process exited ───────────│
  *
  * Ctrl-C is a keystroke like any other: the pty's line discipline turns it into SIGINT for the
- * foreground process group. When the tunnel closes first (client gone, admin kill, limits), the
- * process gets SIGHUP, then SIGKILL after a grace period.
+ * foreground process group. A line refused by a deny pattern gets one in place of its Enter, sent
+ * only once the program has settled (its output quiet), and the input after it is held until the
+ * program has settled again: bash's readline keeps the line when SIGINT arrives while it is busy
+ * with input (a paste, fast typing), and drops the first key typed while it handles the signal.
+ *
+ * When the tunnel closes first (client gone, admin kill, limits), the process gets SIGHUP, then
+ * SIGKILL after a grace period.
  *
  * Output backpressure pauses the pty. node-pty destroys its socket 200 ms after the process exits,
  * so output still in the kernel's pty buffer at that moment is lost if the client has not caught up
@@ -61,8 +66,18 @@ const INPUT_HIGH_WATER = 1024 * 1024
 const ECHO_WINDOW = 8 * 1024
 /** How long after its Enter a line's echo may still arrive (pasted input echoes after the fact). */
 const ECHO_WAIT_MS = 300
+/**
+ * Around the Ctrl-C for a refused line, the program has settled when nothing has been written to
+ * or read from its terminal for SETTLE_MS (it has echoed what it was given and waits for more);
+ * a program that never goes quiet is given SETTLE_MAX_MS.
+ */
+const SETTLE_MS = 25
+const SETTLE_MAX_MS = 500
 /** How long an exit status waits for a client that has not said anything yet. */
 const ATTACH_WAIT_MS = 10_000
+
+/** Input in order: bytes for the pty (with the allowed lines they submit), a refused line, the end. */
+type InputStep = { write: Buffer; allowed: SubmittedLine[] } | { denied: DenyRule; line: SubmittedLine } | { end: true }
 
 export function runPtySession(options: PtySessionOptions): Promise<CloseReason> {
   const { transport, pty, masker, recorder, rules, logger } = options
@@ -109,7 +124,10 @@ export function runPtySession(options: PtySessionOptions): Promise<CloseReason> 
       clearTimeout(idleTimer)
       idleTimer = setTimeout(() => emit(masker.idle!()), IDLE_RELEASE_MS)
     }
+    // The last byte read from or written to the terminal, for settling (see SETTLE_MS).
+    let lastTerminalActivity = 0
     pty.onData((data) => {
+      lastTerminalActivity = Date.now()
       limits.activity()
       emit(masker.write(data))
       armIdle()
@@ -142,42 +160,109 @@ export function runPtySession(options: PtySessionOptions): Promise<CloseReason> 
       if (unconfirmed.length > 0) echoTimer = setTimeout(expireEchoes, ECHO_WAIT_MS).unref()
     }
 
+    // Input runs through `pending` in order; a refused line holds what follows it (see the top).
+    const pending: InputStep[] = []
+    let heldBytes = 0
+    let settling = false
+    // The tunnel is paused because more than INPUT_HIGH_WATER waits in `pending`.
+    let holdFull = false
     const writeInput = (data: Buffer): void => {
       if (data.length === 0) return
+      masker.noteInput?.(data)
       pty.write(data)
+      lastTerminalActivity = Date.now()
       if (options.inputBacklog !== undefined && options.inputBacklog() > INPUT_HIGH_WATER) transport.pause()
     }
-    options.onInputDrain?.(() => transport.resume())
+    options.onInputDrain?.(() => {
+      if (!holdFull) transport.resume()
+    })
+
+    /** Resolves once the program has settled, or at SETTLE_MAX_MS, or when the session ends. */
+    const settled = (): Promise<void> =>
+      new Promise((resolve) => {
+        const started = Date.now()
+        const check = (): void => {
+          const now = Date.now()
+          const quietFor = now - lastTerminalActivity
+          if (quietFor >= SETTLE_MS || now - started >= SETTLE_MAX_MS || exited || finished) return resolve()
+          setTimeout(check, SETTLE_MS - quietFor).unref()
+        }
+        check()
+      })
+
+    const pump = (): void => {
+      while (!settling && pending.length > 0) {
+        const step = pending.shift()!
+        if ('write' in step) {
+          heldBytes -= step.write.length
+          writeInput(step.write)
+          for (const line of step.allowed) {
+            unconfirmed.push({ line, at: Date.now() })
+            echoTimer ??= setTimeout(expireEchoes, ECHO_WAIT_MS).unref()
+          }
+        } else if ('denied' in step) {
+          refuse(step.denied, step.line)
+        } else {
+          writeInput(EOT)
+        }
+      }
+      if (holdFull && !settling) {
+        holdFull = false
+        if ((options.inputBacklog?.() ?? 0) <= INPUT_HIGH_WATER) transport.resume()
+      }
+    }
+    // The line is not submitted: Ctrl-C takes the place of its Enter, so the program drops it.
+    const refuse = (denied: DenyRule, line: SubmittedLine): void => {
+      recordLine(line, true)
+      recorder.marker(`blocked by ${denied.id}`)
+      const notice = Buffer.from(`\r\n[airlock] blocked by guardrail ${denied.id}: ${denied.message}\r\n`)
+      recorder.output(notice)
+      transport.write(notice)
+      logger.info({ event: 'command.blocked', rule: denied.id, uncertain: line.uncertain }, 'input line blocked')
+      options.onBlocked?.(denied, options.maskText(line.text))
+      settling = true
+      void settled()
+        .then(() => {
+          if (!exited) writeInput(ETX)
+          return settled()
+        })
+        .then(() => {
+          settling = false
+          pump()
+        })
+    }
 
     transport.on('data', (chunk) => {
       attach()
       limits.activity()
-      masker.noteInput?.(chunk)
       let from = 0
+      let allowed: SubmittedLine[] = []
+      const hold = (write: Buffer): void => {
+        pending.push({ write, allowed })
+        heldBytes += write.length
+        allowed = []
+      }
       for (const { line, at } of lines.feed(chunk)) {
         const denied = rules.length === 0 ? undefined : findDenied(rules, line.text)
         if (denied === undefined) {
-          unconfirmed.push({ line, at: Date.now() })
-          echoTimer ??= setTimeout(expireEchoes, ECHO_WAIT_MS).unref()
+          allowed.push(line)
           continue
         }
-        // The line is not submitted: Ctrl-C takes the place of its Enter, so the program drops it.
-        writeInput(chunk.subarray(from, at))
+        hold(chunk.subarray(from, at))
+        pending.push({ denied, line })
         from = at + 1
-        recordLine(line, true)
-        recorder.marker(`blocked by ${denied.id}`)
-        const notice = Buffer.from(`\r\n[airlock] blocked by guardrail ${denied.id}: ${denied.message}\r\n`)
-        recorder.output(notice)
-        transport.write(notice)
-        writeInput(ETX)
-        logger.info({ event: 'command.blocked', rule: denied.id, uncertain: line.uncertain }, 'input line blocked')
-        options.onBlocked?.(denied, options.maskText(line.text))
       }
-      writeInput(chunk.subarray(from))
+      hold(chunk.subarray(from))
+      if (settling && heldBytes > INPUT_HIGH_WATER && !holdFull) {
+        holdFull = true
+        transport.pause()
+      }
+      pump()
     })
     transport.on('end', () => {
       attach()
-      writeInput(EOT)
+      pending.push({ end: true })
+      pump()
     })
 
     transport.on('control', (message) => {
