@@ -1,6 +1,8 @@
 /** Child processes of the real CLI (`node bin/run.js`), with their output captured for leak checks. */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url))
@@ -26,9 +28,10 @@ export interface RunOptions {
  * The environment of a CLI child: this process's, without the Airlock settings a test did not pass
  * and without vitest's NODE_ENV=test. Under that, oclif would load commands/ through tsx from the
  * TypeScript sources (slower to start, about 75 MB more resident); without it the child runs the
- * built dist/ as a user's `airlock` does (`npm test` builds first; see test/global-setup.ts).
+ * built dist/ as a user's `airlock` does (`npm test` builds first; {@link assertBuilt}).
  */
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  assertBuilt()
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra }
   for (const key of ['AIRLOCK_GATEWAY', 'AIRLOCK_TOKEN', 'AIRLOCK_CONFIG', 'NODE_ENV'] as const) {
     if (!(key in extra)) delete env[key]
@@ -150,4 +153,40 @@ export async function residentBytes(pid: number): Promise<number> {
   const match = /VmRSS:\s+(\d+) kB/.exec(status)
   if (match === null) throw new Error(`no VmRSS for ${pid}`)
   return Number(match[1]) * 1024
+}
+
+let built = false
+
+/**
+ * CLI children run the built dist/, so a source newer than its build would test old code: the
+ * first child of a test file stops the run with what to do (`npm test` builds first; a bare
+ * `npx vitest` after an edit does not).
+ */
+export function assertBuilt(): void {
+  if (built) return
+  const stale: string[] = []
+  for (const root of ['src', 'commands']) {
+    for (const source of typeScriptFiles(join(REPO, root))) {
+      const output = join(REPO, 'dist', relative(REPO, source).replace(/\.tsx?$/, '.js'))
+      let builtAt = -1
+      try {
+        builtAt = statSync(output).mtimeMs
+      } catch {
+        // not built
+      }
+      if (builtAt < statSync(source).mtimeMs) stale.push(relative(REPO, source))
+    }
+  }
+  if (stale.length > 0) {
+    throw new Error(`dist/ is older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run \`npm run build\` first (\`npm test\` does)`)
+  }
+  built = true
+}
+
+function* typeScriptFiles(dir: string): Generator<string> {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) yield* typeScriptFiles(path)
+    else if (/\.tsx?$/.test(entry.name) && !entry.name.endsWith('.d.ts')) yield path
+  }
 }

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { spawn as spawnPty, type IPty } from '@lydell/node-pty'
 import { makeTokens, type TestGateway, type TestGatewayOptions, writeGatewayConfig } from './gateway.js'
-import { BIN, REPO, spawnAirlock, transcript } from './processes.js'
+import { assertBuilt, BIN, REPO, spawnAirlock, transcript } from './processes.js'
 
 /** The OS user command connections run as in tests (created once, idempotently). */
 export const SHELL_USER = 'airlock-shell-test'
@@ -54,6 +54,7 @@ export interface PtyClient {
  * and `stty -a`, so a test can check the terminal was restored.
  */
 export function runUnderPty(args: readonly string[], options: { env: NodeJS.ProcessEnv; cols?: number; rows?: number }): PtyClient {
+  assertBuilt()
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TERM: 'xterm-256color', LANG: 'C.UTF-8', NO_COLOR: '1' }
   for (const [name, value] of Object.entries(options.env)) if (value !== undefined) env[name] = value
   const script = '"$@"; status=$?; printf "\\n[airlock-exit %s]\\n" "$status"; stty -a; printf "[stty-end]\\n"'
