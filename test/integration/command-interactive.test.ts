@@ -153,6 +153,10 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
     client.write(`touch ${marker}; rm -rf /tmp/nothing-here\recho still-$((20 + 22))\r`)
     await client.waitFor('[airlock] blocked by guardrail deny[0]: no recursive deletes', { from })
     await client.waitFor('still-42', { from })
+    // bash's Ctrl-O (operate-and-get-next) submits a line too.
+    const second = client.bytes().length
+    client.write(`touch ${marker}; rm -rf /tmp/nothing-here\x0f`)
+    await client.waitFor('[airlock] blocked by guardrail deny[0]', { from: second })
     await type(client, 'echo still-here')
     expect(client.bytes().subarray(from).toString()).not.toContain('command not found')
     client.write('exit\r')
@@ -162,11 +166,12 @@ describe('airlock connect on a command connection', { timeout: 240_000 }, () => 
     const store = await storeAccess(`sqlite:${join(gateway.dir, 'audit.db')}`)
     try {
       let blocked: Record<string, unknown>[] = []
-      for (let attempt = 0; attempt < 100 && blocked.length === 0; attempt++) {
+      for (let attempt = 0; attempt < 100 && blocked.length < 2; attempt++) {
         if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100))
         blocked = (await store.rows()).map((row) => JSON.parse(row.record) as Record<string, unknown>).filter((record) => record.type === 'command.blocked' && record.session === session)
       }
-      expect(blocked).toEqual([expect.objectContaining({ rule: 'deny[0]', where: 'line', text: `touch ${marker}; rm -rf /tmp/nothing-here` })])
+      const refused = expect.objectContaining({ rule: 'deny[0]', where: 'line', text: `touch ${marker}; rm -rf /tmp/nothing-here` })
+      expect(blocked).toEqual([refused, refused])
     } finally {
       await store.close()
     }

@@ -5,7 +5,8 @@
  * - One-off runs (pipes): the extra arguments and the whole standard input are checked before the
  *   command starts; a match refuses the run.
  * - Interactive sessions (pty): best effort. Keystrokes are assembled into lines as a line editor
- *   would (printable characters, backspace, Ctrl-U, Ctrl-W, Ctrl-C); each submitted line is checked
+ *   would (printable characters, backspace, Ctrl-U, Ctrl-W, Ctrl-C; Enter, Ctrl-J and bash's Ctrl-O
+ *   submit); each submitted line is checked
  *   and recorded. A line recalled from history, completed with Tab or edited with cursor keys is
  *   only partly known here and is marked `uncertain`; a user at a shell can always construct a
  *   command the patterns do not see. Deny patterns catch mistakes; the `runAs` user's permissions
@@ -56,6 +57,8 @@ const enum Key {
   Tab = 0x09,
   LineFeed = 0x0a,
   CarriageReturn = 0x0d,
+  /** bash's operate-and-get-next: submits the line, then edits the next one from history. */
+  SubmitAndRecall = 0x0f,
   KillLine = 0x15,
   KillWord = 0x17,
   Escape = 0x1b,
@@ -125,9 +128,11 @@ export class LineAssembler {
       switch (byte) {
         case Key.CarriageReturn:
         case Key.LineFeed:
+        case Key.SubmitAndRecall:
           submitted.push({ line: { text: this.line, uncertain: this.uncertain }, at: i })
           this.line = ''
-          this.uncertain = false
+          // After Ctrl-O the next line starts as a history entry not known here.
+          this.uncertain = byte === Key.SubmitAndRecall
           break
         case Key.Delete:
         case Key.Backspace:

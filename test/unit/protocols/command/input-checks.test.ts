@@ -42,6 +42,15 @@ describe('LineAssembler', () => {
     ])
   })
 
+  it("submits at bash's Ctrl-O (operate-and-get-next) too; the line after it is not known", () => {
+    const assembler = new LineAssembler()
+    expect(feed(assembler, 'rm -rf /tmp/x\x0f\r')).toEqual([
+      { line: { text: 'rm -rf /tmp/x', uncertain: false }, at: 13 },
+      { line: { text: '', uncertain: true }, at: 14 },
+    ])
+    expect(feed(assembler, 'ls\n')).toEqual([{ line: { text: 'ls', uncertain: false }, at: 2 }])
+  })
+
   it('follows backspace, DEL, Ctrl-U, Ctrl-W and Ctrl-C as a line editor does', () => {
     const assembler = new LineAssembler()
     expect(feed(assembler, 'rx\x7fm -rf\bf /tmp\x17/var\r')[0]!.line.text).toBe('rm -rf /var')
