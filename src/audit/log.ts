@@ -20,13 +20,15 @@ import { AirlockError, isErrorCode } from '../errors.js'
 import { type AuthFailure, type AuthFailureLimits, AuthFailureRecorder } from './auth-failures.js'
 import { type ChainTip, claimJournalDir, journalTip, JournalWriter, type JournalIo, listSegments, SIGNAL_BYTES } from './journal.js'
 import { type AuditEvent, type AuditEventInput, parseEventId } from './record.js'
-import { type ChainCursor, describeStore, type EventFilter, type Head, parseStoreLocation, type StoreLocation } from './store.js'
+import { type ChainCursor, describeStore, type EventFilter, type Head, parseStoreLocation, type StoreLocation, type StorePassword } from './store.js'
 import type { ExpectedHead, VerifyReport } from './verify.js'
 import type { ExportPosition, WriterData, WriterMessage, WriterRequest } from './writer.js'
 
 export interface AuditLogOptions {
   /** `audit.store`: `sqlite:PATH` or a `postgres://` URL. */
   store: string
+  /** `audit.password`, for a `postgres://` store. */
+  password?: StorePassword
   logger: Logger
   /** The gateway's version, for `gateway.start`. */
   version: string
@@ -148,6 +150,10 @@ export async function openAuditLog(options: AuditLogOptions): Promise<AuditLog> 
   const { logger } = options
   const now = options.now ?? Date.now
   const location = parseStoreLocation(options.store)
+  if (options.password !== undefined) {
+    if (location.kind !== 'postgres') throw new AirlockError('config', 'audit.password is for a postgres:// audit store')
+    location.password = options.password
+  }
   const memory = location.kind === 'sqlite' && location.path === ':memory:'
   const dir = options.journalDir ?? (memory ? mkdtempSync(join(tmpdir(), 'airlock-audit-')) : defaultJournalDir(location))
   const claim = claimJournalDir(dir)

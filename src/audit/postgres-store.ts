@@ -6,13 +6,16 @@
  * INSERT ... SELECT FROM unnest(...): one round trip, atomic, durable at commit (the session sets
  * synchronous_commit = on). Every query has a timeout (STORE_TIMEOUTS).
  *
- * The URL carries no password (the configuration refuses one); node-postgres reads PGPASSWORD or
- * PGPASSFILE from the gateway's environment.
+ * The URL carries no password (the configuration refuses one): it comes from `audit.password` (a
+ * secret reference; see StorePassword), else node-postgres reads PGPASSWORD or PGPASSFILE from the
+ * gateway's environment.
  */
 import pg from 'pg'
+import { parseIntoClientConfig } from 'pg-connection-string'
+import { createSecretSource } from '../config/secrets.js'
 import { AirlockError } from '../errors.js'
 import type { ChainTip } from './journal.js'
-import { type AuditStore, type ChainCursor, describeStore, type EventFilter, type Head, MAX_PAGE, type NewRow, type StoredRow } from './store.js'
+import { type AuditStore, type ChainCursor, describeStore, type EventFilter, type Head, MAX_PAGE, type NewRow, type StoredRow, type StorePassword } from './store.js'
 
 const TABLE = 'airlock_audit_events'
 
@@ -57,11 +60,16 @@ export const STORE_TIMEOUTS = {
   keepAliveMs: 10_000,
 } as const
 
-export async function openPostgresStore(url: string, options: { readonly?: boolean } = {}): Promise<AuditStore> {
+export async function openPostgresStore(url: string, options: { readonly?: boolean; password?: StorePassword } = {}): Promise<AuditStore> {
   const where = describeStore({ kind: 'postgres', url })
   const readonly = options.readonly === true
+  const { password } = options
+  const secrets = createSecretSource({})
   const pool = new pg.Pool({
-    connectionString: url,
+    // node-postgres lets a connectionString's empty password win over `password`: parse it here.
+    ...(password === undefined
+      ? { connectionString: url }
+      : { ...parseIntoClientConfig(url), password: () => ('file' in password ? secrets.read(password) : Promise.resolve(password.value)) }),
     max: 3,
     application_name: 'airlock-audit',
     connectionTimeoutMillis: STORE_TIMEOUTS.connectMs,
@@ -133,7 +141,10 @@ function tooNew(version: number, where: string): void {
 
 /** A PostgreSQL or network error in words, without anything the server echoed from the query. */
 export function describePgError(error: unknown): string {
+  // Ours (an audit.password file that cannot be read): names the reference, never a value.
+  if (error instanceof AirlockError) return error.message
   const fields = error as { code?: string; message?: string }
+  if (fields.code === '28P01' || fields.code === '28000') return `the server refused the login (SQLSTATE ${fields.code}): check the role and audit.password`
   if (typeof fields.code === 'string' && /^[0-9A-Z]{5}$/.test(fields.code)) return `SQLSTATE ${fields.code}`
   if (typeof fields.code === 'string') return fields.code
   return 'error'

@@ -60,7 +60,14 @@ export interface AuditStore {
 /** The largest page any store query returns. */
 export const MAX_PAGE = 1000
 
-export type StoreLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string }
+export type StoreLocation = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string; password?: StorePassword }
+
+/**
+ * The PostgreSQL store's password (`audit.password`): a file, read again for each new connection so
+ * a rotated file takes effect, or a value the gateway read from its environment. Without one,
+ * node-postgres reads PGPASSWORD or PGPASSFILE.
+ */
+export type StorePassword = { file: string } | { value: string }
 
 /**
  * Parses `audit.store`: `sqlite:PATH` (`sqlite::memory:` for a throwaway in-memory store) or a
@@ -99,5 +106,5 @@ export async function openStore(location: StoreLocation, options: { readonly?: b
     return openSqliteStore(location.path, options)
   }
   const { openPostgresStore } = await import('./postgres-store.js')
-  return openPostgresStore(location.url, options)
+  return openPostgresStore(location.url, location.password === undefined ? options : { ...options, password: location.password })
 }

@@ -230,6 +230,7 @@ export async function checkConfig(
     }
   }
   if (!audit.required) warning('audit.required', 'statements are forwarded even when the audit store cannot record them')
+  if (audit.password !== undefined) await readSecret(audit.password, 'audit.password', secrets, { error, warning })
 
   const hashKey = config.masking.hashKey
   if (hashKey !== undefined) {

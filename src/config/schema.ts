@@ -664,7 +664,7 @@ export function createConfigSchema(baseDir: string) {
         const where = url.password !== '' ? 'in the URL' : `in the URL's query (${inQuery.join(', ')})`
         ctx.addIssue({
           code: 'custom',
-          message: `no password ${where}: secrets only by reference: set PGPASSWORD or PGPASSFILE in the gateway's environment`,
+          message: `no password ${where}: secrets only by reference: set audit.password: { env: NAME } or { file: PATH }`,
         })
       }
       return store
@@ -679,7 +679,13 @@ export function createConfigSchema(baseDir: string) {
       auth: auth.prefault({}),
       sessions: sessions.prefault({}),
       limits: limits.prefault({}),
-      audit: strict({ store: auditStore.prefault('sqlite:./airlock-audit.db'), required: z.boolean().default(true) }).prefault({}),
+      audit: strict({ store: auditStore.prefault('sqlite:./airlock-audit.db'), password: secretRef.optional(), required: z.boolean().default(true) })
+        .superRefine((audit, ctx) => {
+          if (audit.password !== undefined && !audit.store.startsWith('postgres')) {
+            ctx.addIssue({ code: 'custom', path: ['password'], message: 'audit.password is for a postgres:// store; a sqlite: store has none' })
+          }
+        })
+        .prefault({}),
       masking: strict({ hashKey: secretRef.optional() }).prefault({}),
       /** Command session recordings (asciicast v2): a directory of mode 0700 owned by the gateway's user. */
       recordings: strict({ dir: path.prefault('./recordings') }).prefault({}),

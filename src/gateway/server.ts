@@ -92,9 +92,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   )
   // Fail closed: without a journal no statement could be recorded before it runs.
   let audit: AuditLog | undefined
+  // A file is read again for each new store connection (rotation); a variable's value is read here.
+  const passwordRef = config.audit.password
+  const auditPassword = passwordRef === undefined ? undefined : 'file' in passwordRef ? passwordRef : { value: await secrets.read(passwordRef) }
   if (options.audit !== false) {
     try {
-      audit = await openAuditLog({ store: config.audit.store, logger, version: VERSION, now })
+      audit = await openAuditLog({ store: config.audit.store, ...(auditPassword === undefined ? {} : { password: auditPassword }), logger, version: VERSION, now })
     } catch (error) {
       if (config.audit.required) throw error
       logger.error({ event: 'audit.disabled', reason: toAirlockError(error).message }, 'running WITHOUT an audit log (audit.required is false)')

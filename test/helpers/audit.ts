@@ -54,7 +54,7 @@ export async function freshAuditDatabase(): Promise<{ url: string; drop(): Promi
 
 export interface AuditGatewayConfig {
   connections: Record<string, unknown>[]
-  audit: { store: string; required?: boolean }
+  audit: { store: string; required?: boolean; password?: Record<string, string> }
   /** Fixed port (for restarts on the same address); 0 picks one. */
   port?: number
   dir?: string

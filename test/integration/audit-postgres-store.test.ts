@@ -1,11 +1,12 @@
 /**
  * The PostgreSQL audit store's faults and least privilege: a store that stops answering (a
  * throwaway cluster frozen with SIGSTOP) makes the gateway refuse new sessions with audit.required
- * and recover when it answers again, losing nothing; and offline verification needs nothing but
- * SELECT on the audit tables (no DDL, no lock).
+ * and recover when it answers again, losing nothing; its password comes by reference and a rotated
+ * file takes effect at the next connection; and offline verification needs nothing but SELECT on
+ * the audit tables (no DDL, no lock).
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import pg from 'pg'
@@ -151,4 +152,62 @@ describe('offline verification of a PostgreSQL store', () => {
       await system.end()
     }
   }, 60_000)
+})
+
+describe('a PostgreSQL store behind a password', () => {
+  it('logs in with audit.password read from a file, again at each new connection (rotation), and says so without the password when refused', async () => {
+    const cluster = await startPgCluster({ ssl: false })
+    try {
+      const first = `first-${randomBytes(12).toString('hex')}`
+      await cluster.psql(`create role auditor login password '${first}'`)
+      await cluster.psql('create database audit owner auditor')
+      const dir = auditTempDir()
+      const passwordFile = join(dir, 'audit-db-password')
+      writeFileSync(passwordFile, `${first}\n`, { mode: 0o600 })
+      const store = `postgres://auditor@127.0.0.1:${cluster.port}/audit`
+      const connections = [
+        {
+          name: 'pg',
+          type: 'postgres',
+          upstream: { host: '127.0.0.1', port: cluster.port, database: 'app', user: 'app', password: { env: 'PG_APP_PASSWORD' }, tls: { mode: 'disable' } },
+          access: { groups: ['eng'] },
+        },
+      ]
+      const statements = async (): Promise<string[]> =>
+        (await cluster.psql(`select string_agg(record::json->>'text', '|' order by id) from airlock_audit_events where type = 'statement.begin'`, 'audit')).split('|')
+      const gateway = await startAuditGateway({ audit: { store, password: { file: passwordFile }, required: true }, connections, secrets: { PG_APP_PASSWORD: cluster.app.password } })
+      const rotated = `rotated-${randomBytes(12).toString('hex')}`
+      try {
+        expect((await airlock(['exec', 'pg', '-i', 'select 1 as before_rotation'], { env: gateway.env('user'), timeoutMs: 60_000 })).code).toBe(0)
+        await expect.poll(statements, { timeout: 10_000 }).toContain('select 1 as before_rotation')
+
+        // Rotate: the role's password, then the file; the store's connections drop and come back.
+        await cluster.psql(`alter role auditor password '${rotated}'`)
+        writeFileSync(passwordFile, `${rotated}\n`)
+        await cluster.psql(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'airlock-audit'`)
+        expect((await airlock(['exec', 'pg', '-i', 'select 2 as after_rotation'], { env: gateway.env('user'), timeoutMs: 60_000 })).code).toBe(0)
+        await expect.poll(statements, { timeout: 20_000 }).toContain('select 2 as after_rotation')
+      } finally {
+        await gateway.stop()
+      }
+
+      // A wrong password: the store is unavailable, the reason says the login was refused, and
+      // neither the wrong password nor the right one appears anywhere.
+      const wrong = `wrong-${randomBytes(12).toString('hex')}`
+      writeFileSync(passwordFile, `${wrong}\n`)
+      const refused = await startAuditGateway({ audit: { store, password: { file: passwordFile }, required: true }, connections, secrets: { PG_APP_PASSWORD: cluster.app.password } })
+      try {
+        const health = async () => (await (await fetch(new URL('healthz', refused.url))).json()) as { audit: { store: string; error?: string } }
+        await expect.poll(async () => (await health()).audit.store, { timeout: 20_000 }).toBe('unavailable')
+        expect((await health()).audit.error).toMatch(/the server refused the login \(SQLSTATE 28P01\): check the role and audit.password/)
+        const logs = refused.logs.join('')
+        expect(logs).toContain('28P01')
+        for (const secret of [first, rotated, wrong]) expect(logs).not.toContain(secret)
+      } finally {
+        await refused.stop()
+      }
+    } finally {
+      await cluster.stop()
+    }
+  }, 120_000)
 })

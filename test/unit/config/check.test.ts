@@ -89,6 +89,7 @@ describe('checkConfig', () => {
   it('reports each missing secret by its reference', async () => {
     const dir = tempDir()
     const config = build(dir, {
+      audit: { store: 'postgres://audit@db.internal/airlock', password: { env: 'AUDIT_DB_MISSING' } },
       masking: { hashKey: { file: 'secrets/hash-key' } },
       connections: [
         pg({ upstream: { host: 'localhost', database: 'app', user: 'app', password: { env: 'PG_MISSING' } } }),
@@ -105,6 +106,7 @@ describe('checkConfig', () => {
     const findings = await check(config)
 
     expect(findings).toEqual([
+      { level: 'error', path: 'audit.password', message: 'env AUDIT_DB_MISSING is not set' },
       { level: 'error', path: 'masking.hashKey', message: `file ${join(dir, 'secrets/hash-key')} cannot be read (ENOENT)` },
       { level: 'error', path: 'connections[pg-prod].upstream.password', message: 'env PG_MISSING is not set' },
       { level: 'error', path: 'connections[api].upstream.headers.Authorization', message: 'env API_MISSING is not set' },

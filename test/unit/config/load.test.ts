@@ -342,12 +342,23 @@ describe('parseConfig', () => {
       ['a password in a postgres audit store URL query', config({ audit: { store: 'postgres://audit@db/audit?sslmode=require&password=pa55word' } }), 'audit.store', 'pa55word'],
       ['an sslpassword in a postgres audit store URL query', config({ audit: { store: 'postgresql://audit@db/audit?sslpassword=k3y-pa55' } }), 'audit.store', 'k3y-pa55'],
       ['a percent-encoded password parameter', config({ audit: { store: 'postgres://audit@db/audit?pass%77ord=pa55word' } }), 'audit.store', 'pa55word'],
+      ['an inline audit store password', config({ audit: { store: 'postgres://audit@db/audit', password: 'pa55word' } }), 'audit.password', 'pa55word'],
     ])('rejects %s without repeating it', (_case, raw, path, value) => {
       const error = configError(() => parseConfig(raw, BASE))
       expect(error.message).toContain(`${path}: `)
       expect(error.message).toMatch(/secrets only by reference/)
       expect(error.message).not.toContain(value)
       expect(JSON.stringify(error)).not.toContain(value)
+    })
+
+    it('takes an audit store password by reference, for a postgres store only', () => {
+      const store = 'postgres://audit@db/audit'
+      expect(parseConfig(config({ audit: { store, password: { file: 'audit-db' } } }), BASE).audit.password).toEqual({ file: `${BASE}/audit-db` })
+      expect(parseConfig(config({ audit: { store, password: { env: 'AUDIT_DB_PASSWORD' } } }), BASE).audit.password).toEqual({ env: 'AUDIT_DB_PASSWORD' })
+      expect(configError(() => parseConfig(config({ audit: { store: 'sqlite:./audit.db', password: { env: 'AUDIT_DB_PASSWORD' } } }), BASE)).message).toContain(
+        'audit.password: audit.password is for a postgres:// store',
+      )
+      expect(configError(() => parseConfig(config({ audit: { store: 'postgres://audit:x@db/audit' } }), BASE)).message).toContain('set audit.password: { env: NAME } or { file: PATH }')
     })
 
     it('says exactly how to reference a secret', () => {
