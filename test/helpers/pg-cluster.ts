@@ -415,3 +415,11 @@ export async function startPgCluster(options: PgClusterOptions = {}): Promise<Pg
   }
   return cluster
 }
+
+/**
+ * A gateway connection's `upstream` for database app as role app over verified TLS, its password
+ * from env PG_APP_PASSWORD (give the gateway `PG_APP_PASSWORD: cluster.app.password`).
+ */
+export function appUpstream(cluster: PgCluster): Record<string, unknown> {
+  return { host: '127.0.0.1', port: cluster.port, database: 'app', user: 'app', password: { env: 'PG_APP_PASSWORD' }, tls: { mode: 'verify-full', ca: cluster.caFile, serverName: 'localhost' } }
+}

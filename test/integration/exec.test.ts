@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT_CODES } from '../../src/errors.js'
 import type { StatementHooks } from '../../src/protocols/hooks.js'
 import { startInProcessGateway, type InProcessGateway } from '../helpers/inprocess-gateway.js'
-import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { appUpstream, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
 import { airlock, BIN, childEnv, residentBytes, transcript } from '../helpers/processes.js'
 
 let cluster: PgCluster
@@ -36,7 +36,7 @@ beforeAll(async () => {
       {
         name: 'pg',
         type: 'postgres',
-        upstream: { host: '127.0.0.1', port: cluster.port, database: 'app', user: 'app', password: { env: 'PG_APP_PASSWORD' }, tls: { mode: 'verify-full', ca: cluster.caFile, serverName: 'localhost' } },
+        upstream: appUpstream(cluster),
         access: { groups: ['eng'] },
       },
       {

@@ -26,7 +26,7 @@ import { parse } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sessionRequirements } from '../../src/gateway/policy-hooks.js'
 import { createGuardrails } from '../../src/policy/index.js'
-import { type Frame, MessageFramer } from '../../src/protocols/postgres/framer.js'
+import type { Frame } from '../../src/protocols/postgres/framer.js'
 import {
   getField,
   parseErrorFields,
@@ -45,7 +45,8 @@ import { BackendMessage, ErrorField } from '../../src/protocols/postgres/protoco
 import { splitStatements } from '../../src/protocols/postgres/split.js'
 import { type CorpusCase, fill, loadCorpus } from '../fixtures/guardrails/corpus.js'
 import { startInProcessGateway, type InProcessGateway } from '../helpers/inprocess-gateway.js'
-import { pgBinary, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { appUpstream, pgBinary, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { readUntil } from '../helpers/pg-wire.js'
 import { spawnAirlock, type Spawned, transcript } from '../helpers/processes.js'
 
 const corpus = loadCorpus()
@@ -73,14 +74,7 @@ beforeAll(async () => {
     connections: profiles.map((name) => ({
       name: `pg-${name}`,
       type: 'postgres',
-      upstream: {
-        host: '127.0.0.1',
-        port: cluster.port,
-        database: 'app',
-        user: 'app',
-        password: { env: 'PG_APP_PASSWORD' },
-        tls: { mode: 'verify-full', ca: cluster.caFile, serverName: 'localhost' },
-      },
+      upstream: appUpstream(cluster),
       access: { groups: ['eng'] },
       guardrails: rawProfiles[name],
     })),
@@ -643,37 +637,6 @@ async function rawSession(profile: string): Promise<Socket> {
   socket.write(serializePassword(decodeURIComponent(url.password)))
   await readUntilReady(socket)
   return socket
-}
-
-const framers = new WeakMap<Socket, MessageFramer>()
-
-function readUntil(socket: Socket, stop: (frame: Frame) => boolean): Promise<Frame[]> {
-  let framer = framers.get(socket)
-  if (framer === undefined) {
-    framer = new MessageFramer({ maxMessageLength: 1 << 24 })
-    framers.set(socket, framer)
-  }
-  const frames: Frame[] = []
-  return new Promise((resolve, reject) => {
-    const drain = (): boolean => {
-      for (let frame = framer!.next(); frame !== undefined; frame = framer!.next()) {
-        frames.push(frame)
-        if (stop(frame)) return true
-      }
-      return false
-    }
-    const onData = (chunk: Buffer): void => {
-      framer!.push(chunk)
-      if (drain()) {
-        socket.off('data', onData)
-        socket.off('close', onClose)
-        resolve(frames)
-      }
-    }
-    const onClose = (): void => reject(new Error(`closed after ${frames.map((frame) => String.fromCharCode(frame.type)).join('')}`))
-    socket.on('data', onData)
-    socket.once('close', onClose)
-  })
 }
 
 function readUntilReady(socket: Socket): Promise<Frame[]> {

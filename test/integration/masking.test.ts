@@ -29,7 +29,8 @@ import {
 } from '../../src/protocols/postgres/messages.js'
 import { BackendMessage, ErrorField } from '../../src/protocols/postgres/protocol.js'
 import { startInProcessGateway, type InProcessGateway } from '../helpers/inprocess-gateway.js'
-import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { appUpstream, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { readUntil } from '../helpers/pg-wire.js'
 import { spawnAirlock, type Spawned, transcript } from '../helpers/processes.js'
 
 const CREDENTIAL = '[CREDENTIAL]'
@@ -84,14 +85,7 @@ beforeAll(async () => {
     connections: Object.entries(CONNECTIONS).map(([name, masking]) => ({
       name: `pg-${name}`,
       type: 'postgres',
-      upstream: {
-        host: '127.0.0.1',
-        port: cluster.port,
-        database: 'app',
-        user: 'app',
-        password: { env: 'PG_APP_PASSWORD' },
-        tls: { mode: 'verify-full', ca: cluster.caFile, serverName: 'localhost' },
-      },
+      upstream: appUpstream(cluster),
       access: { groups: ['eng'] },
       ...(masking === undefined ? {} : { masking }),
     })),
@@ -162,40 +156,15 @@ async function rawSession(name: ConnectionName): Promise<RawSession> {
     session.bytes.push(chunk)
   })
   socket.write(serializeStartup({ user: 'app', database: 'app' }))
-  await readUntil(session, (frame) => frame.type === BackendMessage.Authentication)
+  await readUntil(session.socket, (frame) => frame.type === BackendMessage.Authentication, session.framer)
   socket.write(serializePassword(decodeURIComponent(url.password)))
-  await readUntil(session, (frame) => frame.type === BackendMessage.ReadyForQuery)
+  await readUntil(session.socket, (frame) => frame.type === BackendMessage.ReadyForQuery, session.framer)
   return session
-}
-
-function readUntil(session: RawSession, stop: (frame: Frame) => boolean): Promise<Frame[]> {
-  const frames: Frame[] = []
-  const { socket, framer } = session
-  return new Promise((resolve, reject) => {
-    const drain = (): boolean => {
-      for (let frame = framer.next(); frame !== undefined; frame = framer.next()) {
-        frames.push(frame)
-        if (stop(frame)) return true
-      }
-      return false
-    }
-    const onData = (chunk: Buffer): void => {
-      framer.push(chunk)
-      if (drain()) {
-        socket.off('data', onData)
-        socket.off('close', onClose)
-        resolve(frames)
-      }
-    }
-    const onClose = (): void => reject(new Error(`closed after ${frames.map((frame) => String.fromCharCode(frame.type)).join('')}`))
-    socket.on('data', onData)
-    socket.once('close', onClose)
-  })
 }
 
 /** Sends `messages` and returns the frames and the raw bytes up to the next ReadyForQuery. */
 async function exchange(session: RawSession, ...messages: Buffer[]): Promise<{ frames: Frame[]; bytes: Buffer }> {
-  const frames = readUntil(session, (frame) => frame.type === BackendMessage.ReadyForQuery)
+  const frames = readUntil(session.socket, (frame) => frame.type === BackendMessage.ReadyForQuery, session.framer)
   session.socket.write(Buffer.concat(messages))
   const done = await frames
   return { frames: done, bytes: Buffer.concat(done.map((frame) => frame.raw)) }

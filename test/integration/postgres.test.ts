@@ -11,7 +11,6 @@ import { connect as tcpConnect, type Socket } from 'node:net'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StatementContext, StatementHooks, StatementSummary } from '../../src/protocols/hooks.js'
-import { MessageFramer } from '../../src/protocols/postgres/framer.js'
 import {
   getField,
   parseErrorFields,
@@ -27,7 +26,8 @@ import {
 } from '../../src/protocols/postgres/messages.js'
 import { ErrorField, PROTOCOL_3_0, PROTOCOL_3_2 } from '../../src/protocols/postgres/protocol.js'
 import { startInProcessGateway, type InProcessGateway } from '../helpers/inprocess-gateway.js'
-import { pgBinary, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { appUpstream, pgBinary, startPgCluster, type PgCluster } from '../helpers/pg-cluster.js'
+import { readUntil } from '../helpers/pg-wire.js'
 import { airlock, spawnAirlock, type Spawned, transcript } from '../helpers/processes.js'
 
 let cluster: PgCluster
@@ -68,14 +68,7 @@ beforeAll(async () => {
       {
         name: 'pg',
         type: 'postgres',
-        upstream: {
-          host: '127.0.0.1',
-          port: cluster.port,
-          database: 'app',
-          user: 'app',
-          password: { env: 'PG_APP_PASSWORD' },
-          tls: { mode: 'verify-full', ca: cluster.caFile, serverName: 'localhost' },
-        },
+        upstream: appUpstream(cluster),
         access: { groups: ['eng'] },
       },
       {
@@ -453,35 +446,6 @@ async function rawSession(): Promise<Socket> {
   socket.write(serializePassword(decodeURIComponent(new URL(dsn).password)))
   await readUntilReady(socket, 1)
   return socket
-}
-
-const framers = new WeakMap<Socket, MessageFramer>()
-
-function readUntil(socket: Socket, stop: (frame: ReturnType<MessageFramer['next']> & object) => boolean): Promise<(ReturnType<MessageFramer['next']> & object)[]> {
-  let framer = framers.get(socket)
-  if (framer === undefined) {
-    framer = new MessageFramer({ maxMessageLength: 1 << 24 })
-    framers.set(socket, framer)
-  }
-  const frames: (ReturnType<MessageFramer['next']> & object)[] = []
-  return new Promise((resolve, reject) => {
-    const drain = (): boolean => {
-      for (let frame = framer!.next(); frame !== undefined; frame = framer!.next()) {
-        frames.push(frame)
-        if (stop(frame)) return true
-      }
-      return false
-    }
-    const onData = (chunk: Buffer): void => {
-      framer!.push(chunk)
-      if (drain()) {
-        socket.off('data', onData)
-        resolve(frames)
-      }
-    }
-    socket.on('data', onData)
-    socket.once('close', () => reject(new Error(`closed after ${frames.map((f) => String.fromCharCode(f.type)).join('')}`)))
-  })
 }
 
 async function readUntilReady(socket: Socket, count: number) {
