@@ -95,8 +95,9 @@ function pass(masker: Masker, reads: readonly Buffer[]): { ms: number; raisedMs:
         const masked = masker.dataRow(body, plan, place)
         if (masked !== undefined) serializeDataRow(masked)
       } else {
-        const masked = masker.copy(body, format, undefined, place)
-        if (masked !== undefined) serializeCopyData(masked)
+        // As the relay does it: the line written once, with room for the CopyData header.
+        const masked = masker.copy(body, format, undefined, place, 5)
+        if (masked !== undefined) masked.writeInt32BE(masked.length - 1, 1)
       }
       raisedMs += performance.now() - before
       raised++

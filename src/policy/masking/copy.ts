@@ -230,14 +230,36 @@ export function writeCopyField(value: Buffer | null, dialect: CopyDialect): Buff
   return out.subarray(0, at)
 }
 
-/** The line with `changed` fields (index → new value) written back and the others as they were. */
-export function writeCopyLine(line: CopyLine, changed: readonly (Buffer | null)[], dialect: CopyDialect): Buffer {
-  const pieces: Buffer[] = []
-  const delimiter = Buffer.of(dialect.delimiter)
+/** Scratch for {@link writeCopyLine}: the changed fields of the line being written, as written. */
+const written: (Buffer | undefined)[] = []
+
+/**
+ * `source` (the line `line` was parsed from) with its `changed` fields (a value that is not the
+ * parsed one) written in place of theirs: the fields that stay are copied from `source` in runs
+ * between the changed ones. With `headroom`, the line starts that many bytes into the result,
+ * for the caller's message header.
+ */
+export function writeCopyLine(source: Buffer, line: CopyLine, changed: readonly (Buffer | null)[], dialect: CopyDialect, headroom = 0): Buffer {
+  let size = headroom + source.length
   for (let i = 0; i < line.raw.length; i++) {
-    if (i > 0) pieces.push(delimiter)
-    pieces.push(changed[i] === line.values[i] ? line.raw[i]! : writeCopyField(changed[i] ?? null, dialect))
+    if (changed[i] === line.values[i]) continue
+    const field = writeCopyField(changed[i] ?? null, dialect)
+    written[i] = field
+    size += field.length - line.raw[i]!.length
   }
-  pieces.push(line.ending)
-  return Buffer.concat(pieces)
+  const out = Buffer.allocUnsafe(size)
+  let at = headroom
+  let from = 0
+  for (let i = 0; i < line.raw.length; i++) {
+    const field = written[i]
+    if (field === undefined) continue
+    written[i] = undefined
+    const raw = line.raw[i]!
+    const start = raw.byteOffset - source.byteOffset
+    at += source.copy(out, at, from, start)
+    at += field.copy(out, at)
+    from = start + raw.length
+  }
+  source.copy(out, at, from)
+  return out
 }

@@ -125,9 +125,10 @@ export interface Masker {
   errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined
   /**
    * One COPY TO STDOUT data line (a CopyData body) masked, or undefined. Without a plan the columns
-   * are anonymous: detectors and canary apply, column rules cannot.
+   * are anonymous: detectors and canary apply, column rules cannot. With `headroom` the masked
+   * line starts that many bytes into the buffer returned (room for a message header).
    */
-  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined
+  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace, headroom?: number): Buffer | undefined
   /**
    * The DataRow messages (type, length, body) at `offset` of `chunk` and after it, whole in the
    * chunk, that {@link dataRow} would leave unchanged under `plan`, found in one call into C: how
@@ -455,7 +456,7 @@ class DefaultMasker implements Masker {
     return out
   }
 
-  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace): Buffer | undefined {
+  copy(line: Buffer, format: CopyFormat, plan?: ColumnPlan, place?: MessagePlace, headroom = 0): Buffer | undefined {
     const dialect = this.dialect(format)
     // Where a scan in C left each field's flags (then the fields are not scanned again).
     let scanned: 'batch' | 'io' | undefined
@@ -474,7 +475,11 @@ class DefaultMasker implements Masker {
     const parsed = parseCopyLine(line, dialect)
     if (parsed === undefined) {
       // Not well-formed: mask the line as one text, in place (labels need no quoting).
-      return this.maskSingle(line)
+      const masked = this.maskSingle(line)
+      if (masked === undefined || headroom === 0) return masked
+      const out = Buffer.allocUnsafe(headroom + masked.length)
+      masked.copy(out, headroom)
+      return out
     }
     const width = parsed.values.length
     if (plan !== undefined && plan.width !== width) {
@@ -483,14 +488,14 @@ class DefaultMasker implements Masker {
       const redacted = parsed.values.map((value) => (value === null ? null : Buffer.from('[REDACTED]')))
       this.counts.columns['*'] = (this.counts.columns['*'] ?? 0) + width
       this.counts.total += width
-      return writeCopyLine(parsed, redacted, dialect)
+      return writeCopyLine(line, parsed, redacted, dialect, headroom)
     }
     const anonymous = plan ?? this.anonymousPlan(width)
     if (this.flags.length < width) this.flags = new Int32Array(width * 2)
     // A line wider than C keeps flags for is scanned again.
     const kept = scanned === 'batch' ? this.batchedCells(width, this.flags) : scanned === 'io' && this.prefilter.fieldFlags(width, this.flags)
     const masked = kept ? this.maskRow(parsed.values, this.internalOf(anonymous), this.flags) : this.row(parsed.values, anonymous)
-    return masked === undefined ? undefined : writeCopyLine(parsed, masked, dialect)
+    return masked === undefined ? undefined : writeCopyLine(line, parsed, masked, dialect, headroom)
   }
 
   cleanRows(chunk: Buffer, offset: number, plan: ColumnPlan, run: CleanRun): void {

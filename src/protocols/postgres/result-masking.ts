@@ -26,7 +26,6 @@ import {
   parseFunctionCallResponse,
   parseNotification,
   parseParameterStatus,
-  serializeCopyData,
   serializeDataRow,
   serializeErrorFields,
   serializeFunctionCallResponse,
@@ -34,7 +33,10 @@ import {
   serializeParameterStatus,
   serializeRowDescription,
 } from './messages.js'
-import { FormatCode } from './protocol.js'
+import { BackendMessage, FormatCode } from './protocol.js'
+
+/** A message's type byte and length. */
+const MESSAGE_HEADER = 5
 
 /** A run of messages that need nothing masked: how many, and where in the read they end (set by the masker). */
 export type CleanRun = MessageRun
@@ -69,7 +71,8 @@ export interface ResultMasker {
   row(values: readonly (Buffer | null)[], plan: MaskingPlan): (Buffer | null)[] | undefined
   text(value: string): string | undefined
   errorFields(fields: readonly (readonly [number, string])[]): [number, string][] | undefined
-  copy(line: Buffer, format: CopyOutFormat, plan?: MaskingPlan, place?: Frame): Buffer | undefined
+  /** With `headroom`, the masked line starts that many bytes into the buffer (room for a header). */
+  copy(line: Buffer, format: CopyOutFormat, plan?: MaskingPlan, place?: Frame, headroom?: number): Buffer | undefined
   /** The DataRows from `offset` of `chunk` that {@link dataRow} would pass unchanged: how many, and where they end. */
   cleanRows(chunk: Buffer, offset: number, plan: MaskingPlan, run: CleanRun): void
   /** The same for the CopyData lines of a COPY TO STDOUT. */
@@ -187,8 +190,12 @@ export class ResultMasking {
 
   /** One CopyData of a COPY TO STDOUT (one row per message, as the server sends them). */
   copyData(frame: Frame, format: CopyOutFormat): Buffer {
-    const masked = this.masking.masker.copy(frame.body, format, undefined, frame)
-    return masked === undefined ? frame.raw : serializeCopyData(masked)
+    // The masked line comes with room for the header: the message is written once.
+    const message = this.masking.masker.copy(frame.body, format, undefined, frame, MESSAGE_HEADER)
+    if (message === undefined) return frame.raw
+    message[0] = BackendMessage.CopyData
+    message.writeInt32BE(message.length - 1, 1)
+    return message
   }
 
   /** ErrorResponse / NoticeResponse with their texts masked. */

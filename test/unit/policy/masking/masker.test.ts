@@ -5,6 +5,7 @@ import type { MaskingConfig as SchemaMaskingConfig } from '../../../../src/confi
 import { AirlockError } from '../../../../src/errors.js'
 import {
   CANARY_LABEL,
+  type CopyFormat,
   createMasker,
   DETECTORS,
   HASH_HEX_DIGITS,
@@ -302,6 +303,21 @@ describe('COPY lines', () => {
 
   it('csv: a malformed line is masked as one text, in place', () => {
     expect(masker.copy(Buffer.from('1,"unterminated bob@example.com\n'), { format: 'csv' })?.toString()).toBe('1,"unterminated [EMAIL]\n')
+  })
+
+  it.each<[string, string, CopyFormat]>([
+    ['text, one field changed among kept ones', '1\tx\tbob@example.com\tkeep\n', { format: 'text' }],
+    ['text, the first and the last changed', 'bob@example.com\t2\tcarol@example.com\n', { format: 'text' }],
+    ['text, escaped', '1\tx\\tal\\\\ice@example.com\\n\t\\N\n', { format: 'text' }],
+    ['text, no newline at the end', 'a\tbob@example.com', { format: 'text' }],
+    ['csv, quoted with CRLF', '1,"a ""q"" bob@example.com",,""\r\n', { format: 'csv' }],
+    ['csv, malformed', '1,"unterminated bob@example.com\n', { format: 'csv' }],
+  ])('with headroom, writes the same line after that many bytes (%s)', (_case, text, format) => {
+    const plain = masker.copy(Buffer.from(text), format)
+    const roomy = masker.copy(Buffer.from(text), format, undefined, undefined, 5)
+    expect(plain).toBeDefined()
+    expect(roomy?.length).toBe(plain!.length + 5)
+    expect(roomy?.subarray(5).toString()).toBe(plain!.toString())
   })
 
   it('applies column rules when the columns are named, and redacts every field when they do not line up', () => {
