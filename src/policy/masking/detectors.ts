@@ -259,7 +259,8 @@ const BASE64URL = 'abcdefghijklmnopqrstuvwxyz0123456789-_'
 const jwt: Detector = {
   name: 'jwt',
   label: '[JWT]',
-  anchors: [...[...BASE64URL].map((char) => `eyj${char}`), 'eyai'],
+  // `{"` is `eyJ`; `{` and a space, tab or line break before the quote is `eyA` and any character.
+  anchors: [...BASE64URL].flatMap((char) => [`eyj${char}`, `eya${char}`]),
   triggers: [],
   find(text, report) {
     forEachMatch(JWT, text, (match) => {
@@ -338,7 +339,7 @@ const apiKeys: Detector = {
   anchors: [
     'ghp_', 'gho_', 'ghu_', 'ghs_', 'ghr_', 'b_pa', 'glpa',
     'xoxa', 'xoxb', 'xoxp', 'xoxr', 'xoxs', 'xoxe', 'sk_l', 'rk_l',
-    ...[...'abcdefghijklmnopqrstuvwxyz0123456789'].map((char) => `sk-${char}`),
+    ...[...'abcdefghijklmnopqrstuvwxyz0123456789-_'].map((char) => `sk-${char}`),
   ],
   triggers: [],
   find(text, report) {
