@@ -2,7 +2,9 @@
  * The credential canary: the connection's own secrets, found in every form a query can turn them
  * into. For a secret S (its UTF-8 bytes) the literal forms are:
  *
- * - S itself and S reversed by character, in any ASCII case (`upper(x)`, `reverse(x)`);
+ * - S itself and S reversed by character, in any ASCII case (`upper(x)`, `reverse(x)`), and S
+ *   upper- and lower-cased by Unicode rules when it has non-ASCII letters;
+ * - S as bytea's escape output writes it (`\ooo` for bytes outside printable ASCII);
  * - hex of S, either case (`encode(x, 'hex')`, `x::bytea`);
  * - base64 and base64url of S at each of the three byte offsets S can have inside a longer
  *   encoded value: only the characters that depend on S alone;
@@ -116,6 +118,23 @@ export class Canary {
       if (reversed !== raw) {
         add(reversed, true, false, one(bestAnchor(reversed, stableRaw)))
         forms.push({ units: [...reversed].map(rawUnit), caseless: true, lineBreaks: false })
+      }
+
+      if (secret.some((byte) => byte >= 0x80)) {
+        // A non-ASCII letter changes case only under Unicode rules (`upper(x)` in a UTF-8 database).
+        const text = secret.toString('utf8')
+        for (const cased of new Set([text.toUpperCase(), text.toLowerCase()])) {
+          const bytes = Buffer.from(cased, 'utf8').toString('latin1')
+          if (fold(bytes) === fold(raw)) continue
+          add(bytes, true, false, one(bestAnchor(bytes, stableRaw)))
+          forms.push({ units: [...bytes].map(rawUnit), caseless: true, lineBreaks: false })
+        }
+      }
+      if (secret.some((byte) => byte < 0x20 || byte >= 0x7f)) {
+        // bytea's escape output (`bytea_output = escape`, `encode(x, 'escape')`): \ooo for those bytes.
+        const escaped = byteaEscape(secret)
+        add(escaped, true, false, one(bestAnchor(escaped, stableRaw)))
+        forms.push({ units: [...escaped].map((char) => ({ spellings: [char] })), caseless: true, lineBreaks: false })
       }
 
       const hex = secret.toString('hex')
@@ -359,6 +378,17 @@ function hex2(code: number): string {
 }
 
 /** One byte of a secret as it may appear: raw, percent-encoded, or escaped by JSON, arrays, records or SQL. */
+/** `bytes` as bytea's escape format writes them: `\\` for a backslash, `\ooo` for a byte below 0x20 or above 0x7e. */
+function byteaEscape(bytes: Buffer): string {
+  let out = ''
+  for (const byte of bytes) {
+    if (byte === BACKSLASH) out += '\\\\'
+    else if (byte < 0x20 || byte >= 0x7f) out += `\\${byte.toString(8).padStart(3, '0')}`
+    else out += String.fromCharCode(byte)
+  }
+  return out
+}
+
 function rawUnit(char: string): Unit {
   const code = char.charCodeAt(0)
   const spellings = [char, `%${hex2(code)}`]

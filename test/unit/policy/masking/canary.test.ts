@@ -38,6 +38,11 @@ function percentAll(bytes: Buffer, upper: boolean): string {
   return upper ? hex.toUpperCase() : hex
 }
 
+/** PostgreSQL's bytea escape output (`encode(x, 'escape')`, `bytea_output = escape`). */
+function byteaEscape(bytes: Buffer): string {
+  return [...bytes].map((byte) => (byte === 0x5c ? '\\\\' : byte < 0x20 || byte > 0x7e ? `\\${byte.toString(8).padStart(3, '0')}` : String.fromCharCode(byte))).join('')
+}
+
 /** Every encoding of `secret` the canary covers, embedded in filler. */
 function formsOf(secret: string, random: Random): Form[] {
   const bytes = Buffer.from(secret, 'utf8')
@@ -50,6 +55,11 @@ function formsOf(secret: string, random: Random): Form[] {
   add('upper', asciiUpper(secret), true)
   add('lower', asciiLower(secret), true)
   add('reversed', [...secret].reverse().join(''))
+  if (/[^\x00-\x7f]/.test(secret)) {
+    add('unicode-upper', secret.toUpperCase(), true)
+    add('unicode-lower', secret.toLowerCase(), true)
+  }
+  add('bytea-escape', byteaEscape(bytes))
   add('hex', bytes.toString('hex'))
   add('HEX', bytes.toString('hex').toUpperCase())
   add('bytea', `\\x${bytes.toString('hex')}`)
