@@ -23,8 +23,10 @@
  *   output is still masked from there on.
  *
  * What it does not see: a value drawn out of order with cursor movement, split into pieces,
- * wrapped at fewer than 32 columns, or transformed in a way not listed in `canary.ts`. The canary catches a secret that is printed; it
- * cannot stop a user who can run arbitrary code next to it from exfiltrating it deliberately.
+ * hard-wrapped by the program (`fold`, `more`) where the run of base64/hex characters before the
+ * break is shorter than WRAPPED_LINE_MIN, or transformed in a way not listed in `canary.ts`. The
+ * canary catches a secret that is printed; it cannot stop a user who can run arbitrary code next to
+ * it from exfiltrating it deliberately.
  */
 import type { CanaryAutomaton } from './canary.js'
 import type { OutputMasker } from './masker.js'

@@ -10,7 +10,9 @@
  * - percent-encodings of V as common encoders write them (RFC 3986 unreserved kept, JavaScript's
  *   encodeURIComponent, Python's quote with `/` safe, form encodings with `+` for space as Python and
  *   browsers write them, every byte encoded), with upper- and lower-case hex digits;
- * - V as a JSON string body (escapes), when that differs from V.
+ * - V as a JSON string body (escapes), and as a shell writes it between double quotes (`\$`,
+ *   `` \` ``, `\"`, `\\`), when those differ from V;
+ * - V with its line breaks as CRLF, as a pty delivers a value of several lines (a PEM key).
  * Derived forms shorter than {@link MIN_DERIVED_FORM} bytes are left out: they would match ordinary
  * output by chance. The raw value is always kept.
  */
@@ -40,6 +42,10 @@ export function canaryForms(value: string): Buffer[] {
     add(encoded.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase()))
   }
   add(JSON.stringify(value).slice(1, -1))
+  // A shell's double-quoted spelling (`export`, `declare -p`, `set -x` print values so).
+  add(value.replace(/[$`"\\]/g, '\\$&'))
+  // A value of several lines as a terminal receives it (the pty turns each \n into \r\n).
+  add(value.replace(/\r?\n/g, '\r\n'))
   derived.delete(value)
   return [bytes, ...[...derived].map((form) => Buffer.from(form, 'utf8'))]
 }

@@ -39,9 +39,15 @@ function compilePattern(source: string): RegExp {
   }
 }
 
-/** The first rule that matches `text`, if any. */
+/**
+ * The first rule that matches `text`, if any; also with its NUL characters removed, as a shell
+ * reading a script drops them (`rm -\0rf` runs as `rm -rf`).
+ */
 export function findDenied(rules: readonly DenyRule[], text: string): DenyRule | undefined {
-  return rules.find((rule) => rule.pattern.test(text))
+  const found = rules.find((rule) => rule.pattern.test(text))
+  if (found !== undefined || !text.includes('\0')) return found
+  const withoutNul = text.replaceAll('\0', '')
+  return rules.find((rule) => rule.pattern.test(withoutNul))
 }
 
 export interface SubmittedLine {
@@ -136,7 +142,7 @@ export class LineAssembler {
           break
         case Key.Delete:
         case Key.Backspace:
-          this.line = [...this.line].slice(0, -1).join('')
+          this.line = dropLastCharacter(this.line)
           break
         case Key.KillLine:
         case Key.Interrupt:
@@ -144,10 +150,10 @@ export class LineAssembler {
           this.uncertain = false
           break
         case Key.KillWord:
-          this.line = this.line.replace(/\S+\s*$/u, '')
+          this.line = dropLastWord(this.line)
           break
         case Key.Tab:
-          this.line += '\t'
+          this.append('\t')
           this.uncertain = true
           break
         case Key.Escape:
@@ -172,4 +178,22 @@ export class LineAssembler {
       this.line += text
     }
   }
+}
+
+// Editing from the end of the line costs what it removes, not the line's length: a chunk of 1 MB
+// of edit keys must not stall the gateway.
+
+/** `line` without its last character (a surrogate pair is one). */
+function dropLastCharacter(line: string): string {
+  const last = line.charCodeAt(line.length - 1)
+  return line.slice(0, line.length - (last >= 0xdc00 && last <= 0xdfff && line.length > 1 ? 2 : 1))
+}
+
+/** `line` without its last word and the whitespace after it, as Ctrl-W (unix-word-rubout). */
+function dropLastWord(line: string): string {
+  let end = line.length
+  while (end > 0 && /\s/u.test(line[end - 1]!)) end--
+  if (end === 0) return line
+  while (end > 0 && !/\s/u.test(line[end - 1]!)) end--
+  return line.slice(0, end)
 }

@@ -206,3 +206,22 @@ describe('chainMaskers', () => {
     expect(chained.flush().toString()).toBe(SECRET.slice(0, 5).toUpperCase())
   })
 })
+
+describe('canary stream: a shell quoting the value, a value of several lines', () => {
+  const pem = ['-----BEGIN PRIVATE KEY-----', 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj', 'MZR1YxkzKQ+3bdc1qOHw9XPsm6hyuvT8l1kZ4e0NbWq2RLX3sRA0jyY5ZfOx7Tbs', '-----END PRIVATE KEY-----'].join('\n')
+  const cases: [name: string, secret: string, printed: string][] = [
+    ['declare -p: $, `, " and \\ escaped', 'Sup3r$ecret"Pa`ss\\w0rd', 'declare -x TOKEN="Sup3r\\$ecret\\"Pa\\`ss\\\\w0rd"\r\n'],
+    ['a key file printed in a pty (each LF as CRLF)', pem, `${pem.replaceAll('\n', '\r\n')}\r\n`],
+  ]
+  for (const [name, secret, printed] of cases) {
+    it(name, () => {
+      const automaton = new CanaryAutomaton(canaryForms(secret))
+      const bytes = Buffer.from(printed)
+      for (const chunks of [[bytes], [...bytes].map((byte) => Buffer.from([byte]))]) {
+        const { out } = run(createCanaryStream(automaton), chunks)
+        expect(out.toString(), `${chunks.length} chunks`).toContain(CANARY_MARKER)
+        for (const line of secret.split('\n')) expect(out.toString()).not.toContain(line.slice(4, 40))
+      }
+    })
+  }
+})

@@ -23,6 +23,12 @@ describe('deny rules', () => {
     expect(findDenied(rules, 'shutdown -h now')?.message).toMatch(/not allowed/)
   })
 
+  it('see through NUL characters, which a shell reading a script drops', () => {
+    expect(findDenied(rules, 'rm -\0rf /tmp/x\n')?.id).toBe('deny[0]')
+    expect(findDenied(rules, 'shut\0down now')?.id).toBe('deny[1]')
+    expect(findDenied(rules, 'echo \0 fine')).toBeUndefined()
+  })
+
   it('see the whole input: ^ and $ match at every line (multiline)', () => {
     expect(findDenied(rules, 'echo fine\n  shutdown now\n')?.id).toBe('deny[1]')
     expect(findDenied(rules, 'echo shutdown')).toBeUndefined()
@@ -63,6 +69,18 @@ describe('LineAssembler', () => {
     expect(feed(assembler, 'ls\x1b[D\x1b[Dx\r')[0]!.line).toEqual({ text: 'lsx', uncertain: true })
     expect(feed(assembler, 'cat /et\tpasswd\r')[0]!.line.uncertain).toBe(true)
     expect(feed(assembler, '\x1b[200~rm -rf /\x1b[201~\r')[0]!.line).toEqual({ text: 'rm -rf /', uncertain: false })
+  })
+
+  it('caps a line at 16 KiB whatever the keys (Tab too) and edits it from the end', () => {
+    const assembler = new LineAssembler()
+    expect(assembler.feed(Buffer.alloc(1 << 20, '\t'))).toEqual([])
+    const tabs = feed(assembler, '\r')[0]!.line
+    expect(tabs.text.length).toBe(16 * 1024)
+    expect(tabs.uncertain).toBe(true)
+    expect(feed(assembler, `${'a'.repeat(16 * 1024)}${'\x7f'.repeat(16 * 1024)}ok\r`)[0]!.line.text).toBe('ok')
+    expect(feed(assembler, `${'w '.repeat(5000)}x😀😀\x7f\r`)[0]!.line.text).toBe(`${'w '.repeat(5000)}x😀`)
+    expect(feed(assembler, 'echo one  two \t\x17\r')[0]!.line.text).toBe('echo one  ')
+    expect(feed(assembler, '   \x17\r')[0]!.line.text).toBe('   ')
   })
 
   it('decodes UTF-8 split across chunks', () => {
