@@ -64,17 +64,28 @@ const PENDING_REACH = 512
 export function createMaskingStream(context: StreamContext, options: MaskingStreamOptions = {}): MaskingStream {
   const maxHeld = options.maxHeld ?? DEFAULT_MAX_HELD
   let held: Buffer = EMPTY
+  // How much was held when it was last looked at (0: nothing was held back).
+  let looked = 0
 
   const release = (bytes: Buffer): Buffer => (bytes.length === 0 ? EMPTY : (context.mask(bytes) ?? bytes))
 
   return {
     write(chunk) {
-      held = held.length === 0 ? chunk : Buffer.concat([held, chunk])
+      const holding = held.length > 0
+      held = holding ? Buffer.concat([held, chunk]) : chunk
+      // Held output is looked at again when a blank (a word or line may have ended) arrives, or
+      // when it has doubled: a long word written a byte at a time costs linear time, not
+      // quadratic. Holding longer only delays (a pause flushes).
+      if (holding && held.length <= maxHeld && held.length < 2 * looked && !chunk.some(isBlank)) return EMPTY
       const cut = held.length > maxHeld ? held.length : safeCut(held, context)
-      if (cut === 0) return EMPTY
+      if (cut === 0) {
+        looked = held.length
+        return EMPTY
+      }
       const out = release(held.subarray(0, cut))
       // Keep the held bytes only, not the caller's whole chunk.
       held = cut === held.length ? EMPTY : Buffer.from(held.subarray(cut))
+      looked = held.length
       return out
     },
     flush() {

@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { CANARY_LABEL, createMasker, type Masker } from '../../../../src/policy/masking/index.js'
+import type { Canary } from '../../../../src/policy/masking/canary.js'
+import { createMaskingStream } from '../../../../src/policy/masking/stream.js'
 import { loadCorpus } from '../../../fixtures/masking/corpus.js'
 import { seeded } from '../../../fixtures/masking/random.js'
 
@@ -103,6 +105,19 @@ describe('the masking stream', () => {
     const stream = masker.stream()
     expect(stream.write(Buffer.from('before\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n')).toString()).toBe('before\n')
     expect(stream.write(Buffer.from('-----END PRIVATE KEY-----\nafter\n')).toString()).toBe('[PRIVATE-KEY]\nafter\n')
+  })
+
+  it('looks at a long word written a byte at a time a logarithmic number of times, not once per byte', () => {
+    let looks = 0
+    const stream = createMaskingStream({
+      mask: () => undefined,
+      findings: () => [],
+      canary: { pendingFrom: (text: string) => (looks++, text.length) } as unknown as Canary,
+      holdLines: false,
+    })
+    for (let i = 0; i < 60_000; i++) expect(stream.write(Buffer.from('a')).length).toBe(0)
+    expect(looks).toBeLessThan(40)
+    expect(stream.write(Buffer.from(' ')).toString()).toBe(`${'a'.repeat(60_000)} `)
   })
 
   it('releases held output past maxHeld, masked', () => {
