@@ -259,8 +259,9 @@ const BASE64URL = 'abcdefghijklmnopqrstuvwxyz0123456789-_'
 const jwt: Detector = {
   name: 'jwt',
   label: '[JWT]',
-  // `{"` is `eyJ`; `{` and a space, tab or line break before the quote is `eyA` and any character.
-  anchors: [...BASE64URL].flatMap((char) => [`eyj${char}`, `eya${char}`]),
+  // `{"` is `eyJ` and any character. `{ ` is `eyA` and then, for the byte after the space: `"`
+  // (eyAi), another space (eyAg), a tab (eyAJ), a line feed (eyAK) or a carriage return (eyAN).
+  anchors: [...[...BASE64URL].map((char) => `eyj${char}`), 'eyai', 'eyag', 'eyaj', 'eyak', 'eyan'],
   triggers: [],
   find(text, report) {
     forEachMatch(JWT, text, (match) => {
