@@ -377,7 +377,6 @@ function hex2(code: number): string {
   return HEX[code >> 4]! + HEX[code & 15]!
 }
 
-/** One byte of a secret as it may appear: raw, percent-encoded, or escaped by JSON, arrays, records or SQL. */
 /** `bytes` as bytea's escape format writes them: `\\` for a backslash, `\ooo` for a byte below 0x20 or above 0x7e. */
 function byteaEscape(bytes: Buffer): string {
   let out = ''
@@ -389,6 +388,7 @@ function byteaEscape(bytes: Buffer): string {
   return out
 }
 
+/** One byte of a secret as it may appear: raw, percent-encoded, or escaped by JSON, arrays, records or SQL. */
 function rawUnit(char: string): Unit {
   const code = char.charCodeAt(0)
   const spellings = [char, `%${hex2(code)}`]

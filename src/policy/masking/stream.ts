@@ -64,33 +64,37 @@ const PENDING_REACH = 512
 export function createMaskingStream(context: StreamContext, options: MaskingStreamOptions = {}): MaskingStream {
   const maxHeld = options.maxHeld ?? DEFAULT_MAX_HELD
   let held: Buffer = EMPTY
-  // How much was held when it was last looked at (0: nothing was held back).
-  let looked = 0
+  // Chunks written since `held` was last looked at, and their size.
+  let unseen: Buffer[] = []
+  let unseenBytes = 0
 
   const release = (bytes: Buffer): Buffer => (bytes.length === 0 ? EMPTY : (context.mask(bytes) ?? bytes))
 
   return {
     write(chunk) {
-      const holding = held.length > 0
-      held = holding ? Buffer.concat([held, chunk]) : chunk
       // Held output is looked at again when a blank (a word or line may have ended) arrives, or
       // when it has doubled: a long word written a byte at a time costs linear time, not
       // quadratic. Holding longer only delays (a pause flushes).
-      if (holding && held.length <= maxHeld && held.length < 2 * looked && !chunk.some(isBlank)) return EMPTY
-      const cut = held.length > maxHeld ? held.length : safeCut(held, context)
-      if (cut === 0) {
-        looked = held.length
+      if (held.length > 0 && held.length + unseenBytes + chunk.length <= maxHeld && unseenBytes + chunk.length < held.length && !chunk.some(isBlank)) {
+        unseen.push(chunk)
+        unseenBytes += chunk.length
         return EMPTY
       }
+      held = held.length === 0 ? chunk : Buffer.concat([held, ...unseen, chunk])
+      unseen = []
+      unseenBytes = 0
+      const cut = held.length > maxHeld ? held.length : safeCut(held, context)
+      if (cut === 0) return EMPTY
       const out = release(held.subarray(0, cut))
       // Keep the held bytes only, not the caller's whole chunk.
       held = cut === held.length ? EMPTY : Buffer.from(held.subarray(cut))
-      looked = held.length
       return out
     },
     flush() {
-      const out = release(held)
+      const out = release(unseenBytes === 0 ? held : Buffer.concat([held, ...unseen]))
       held = EMPTY
+      unseen = []
+      unseenBytes = 0
       return out
     },
   }
