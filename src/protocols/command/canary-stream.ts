@@ -23,8 +23,9 @@
  *   output is still masked from there on.
  *
  * What it does not see: a value drawn out of order with cursor movement, split into pieces,
- * hard-wrapped by the program (`fold`, `more`) where the run of base64/hex characters before the
- * break is shorter than WRAPPED_LINE_MIN, or transformed in a way not listed in `canary.ts`. The
+ * hard-wrapped by the program (`fold`, `more`) so that a line ends with fewer than WRAPPED_MATCH_MIN
+ * of its characters (and fewer than WRAPPED_LINE_MIN base64/hex characters), or transformed in a
+ * way not listed in `canary.ts`. The
  * canary catches a secret that is printed; it cannot stop a user who can run arbitrary code next to
  * it from exfiltrating it deliberately.
  */
@@ -92,6 +93,11 @@ const enum Byte {
 const DEFAULT_MAX_HELD = 64 * 1024
 /** A line whose last run of base64/hex characters is at least this long may be a wrapped encoding. */
 const WRAPPED_LINE_MIN = 32
+/**
+ * A line that ends with at least this many characters of a canary form in progress may be a value
+ * the program hard-wrapped (`fold`, `more`): the match goes on across the line break.
+ */
+const WRAPPED_MATCH_MIN = 8
 /** base64, base64url and hex characters (hex is a subset). */
 const ENCODING_CHAR = new Uint8Array(256)
 for (const char of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_') ENCODING_CHAR[char.charCodeAt(0)] = 1
@@ -258,8 +264,11 @@ class CanaryStream implements OutputMasker {
         if (byte === Byte.Escape) {
           this.mode = Parse.Escape
         } else if (byte === Byte.LineFeed || byte === Byte.CarriageReturn) {
-          // Not part of a match: skipped inside a wrapped encoding, a boundary anywhere else.
-          if (this.encodingRun < WRAPPED_LINE_MIN) {
+          // Not part of a match: skipped inside a wrapped encoding or a long unfinished match (a
+          // wrapped value), a boundary anywhere else.
+          const { depth, match } = this.automaton
+          const unfinished = depth[this.visible]! >= WRAPPED_MATCH_MIN && match[this.visible] === 0
+          if (this.encodingRun < WRAPPED_LINE_MIN && !unfinished) {
             this.visible = 0
             this.baseState = 0
             this.ringCount = 0

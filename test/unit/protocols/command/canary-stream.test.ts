@@ -41,6 +41,8 @@ const ATTACKS: [name: string, output: string][] = [
   ['an OSC 52 clipboard write', `\x1b]52;c;${Buffer.from(SECRET).toString('base64')}\x07`],
   ['the raw value in a window title', `\x1b]2;${SECRET}\x1b\\`],
   ['twice in a row, then more output', `${SECRET}${SECRET} done\n`],
+  ['hard-wrapped by the program at 20 columns (fold -w 20)', wrap(`token ${SECRET} ok`, 20)],
+  ['hard-wrapped at 16 columns in a pty (more)', wrap(`key=${SECRET} end`, 16, '\r\n')],
 ]
 
 describe('canary stream: every attack masked at every chunking', () => {
