@@ -88,7 +88,9 @@ static inline int32_t lookup(const Scanner *s, uint32_t key) {
 
 static int is_date_time(const uint8_t *b, int start, int end) {
   int at = start;
-  while (at < end && DIGIT_CLASS[b[at]] == 2) at++;
+  /* A `+` before the digits is an international prefix: no date. */
+  for (; at < end && DIGIT_CLASS[b[at]] == 2; at++)
+    if (b[at] == 0x2b) return 0;
 #define DIGITS(count)                                                  \
   do {                                                                 \
     if (at + (count) > end) return 0;                                  \

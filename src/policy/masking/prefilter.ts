@@ -403,11 +403,12 @@ function digitRunEnd(bytes: Uint8Array, from: number, to: number, at: number, li
 
 /**
  * Whether bytes [start, end) are a date, or a date and an hour (`2024-01-15 10` before `:23`):
- * digit groups 4-2-2(-2) that no phone, card, IBAN or SSN pattern takes.
+ * digit groups 4-2-2(-2) that no phone, card, IBAN or SSN pattern takes. Not after a `+` (an
+ * international prefix: `+1234-56-78 90` is a phone number).
  */
 function isDateTime(bytes: Uint8Array, start: number, end: number): boolean {
   let at = start
-  while (at < end && DIGIT_CLASS[bytes[at]!] === 2) at++
+  for (; at < end && DIGIT_CLASS[bytes[at]!] === 2; at++) if (bytes[at] === 0x2b) return false
   const digits = (count: number): boolean => {
     if (at + count > end) return false
     for (let k = 0; k < count; k++) if (DIGIT_CLASS[bytes[at + k]!] !== 1) return false

@@ -216,6 +216,7 @@ describe('digit runs', () => {
     ['a1 415 555 2671', true],
     ['on 2024-03-05; ref', false],
     ['2024-03-05 10:30', false],
+    ['+1234-56-78 90', true],
     ['12345678', false],
   ]
   // Chains of digits (at most two separators between two digits) placed at every offset across
