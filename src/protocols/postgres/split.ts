@@ -21,9 +21,14 @@ export function splitStatementRanges(text: string, standardConformingStrings = t
     return start < end ? [{ start, end }] : []
   }
   const statements: { start: number; end: number }[] = []
+  // Whether the piece since the last split holds anything but comments and whitespace, as this
+  // scan saw it: a piece made only of those is not a statement (the server sends no
+  // CommandComplete for it). Decided here, by the same scan that skips quotes and comments, never
+  // by a second reading of the piece that could disagree with it.
+  let code = false
   const push = (from: number, to: number): void => {
+    if (!code) return
     const piece = text.slice(from, to)
-    if (!/[^\s;]/.test(stripComments(piece))) return
     const leading = piece.length - piece.trimStart().length
     statements.push({ start: from + leading, end: from + piece.trimEnd().length })
   }
@@ -33,16 +38,26 @@ export function splitStatementRanges(text: string, standardConformingStrings = t
   const n = text.length
   while (i < n) {
     const c = text.charCodeAt(i)
+    if (c === 0x2d /* - */ && text.charCodeAt(i + 1) === 0x2d) {
+      // The server's lexer ends a line comment at a line feed or a carriage return.
+      i += 2
+      while (i < n && text.charCodeAt(i) !== 0x0a && text.charCodeAt(i) !== 0x0d) i++
+      continue
+    }
+    if (c === 0x2f /* / */ && text.charCodeAt(i + 1) === 0x2a /* * */) {
+      i = skipBlockComment(text, i + 2)
+      continue
+    }
+    if (isSpace(c)) {
+      i++
+      continue
+    }
+    if (c !== 0x3b /* ; */ || depth > 0) code = true
     if (c === 0x27 /* ' */) {
       const escapes = !standardConformingStrings || isEscapePrefix(text, i)
       i = skipQuoted(text, i + 1, 0x27, escapes)
     } else if (c === 0x22 /* " */) {
       i = skipQuoted(text, i + 1, 0x22, false)
-    } else if (c === 0x2d /* - */ && text.charCodeAt(i + 1) === 0x2d) {
-      const newline = text.indexOf('\n', i)
-      i = newline < 0 ? n : newline + 1
-    } else if (c === 0x2f /* / */ && text.charCodeAt(i + 1) === 0x2a /* * */) {
-      i = skipBlockComment(text, i + 2)
     } else if (c === 0x24 /* $ */ && !isIdentifierChar(text.charCodeAt(i - 1))) {
       const tag = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(text.slice(i, i + 66))
       if (tag === null) {
@@ -59,6 +74,7 @@ export function splitStatementRanges(text: string, standardConformingStrings = t
       i++
     } else if (c === 0x3b /* ; */ && depth === 0) {
       push(start, i)
+      code = false
       start = ++i
     } else {
       i++
@@ -68,12 +84,12 @@ export function splitStatementRanges(text: string, standardConformingStrings = t
   return statements
 }
 
-/** A piece made only of comments is not a statement (the server sends no CommandComplete for it). */
 /** No quote, dollar, comment or parenthesis characters, and at most one trailing semicolon. */
 const SIMPLE = /^[^;'"$\-/()]*;?\s*$/
 
-function stripComments(piece: string): string {
-  return piece.replace(/--[^\n]*/g, '').replace(/\/\*[\s\S]*?\*\//g, '')
+/** Whitespace as the server's lexer reads it: space, tab, line feed, carriage return, form feed, vertical tab. */
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d)
 }
 
 /** `E'...'` (and `e'...'`) strings take backslash escapes whatever standard_conforming_strings says. */

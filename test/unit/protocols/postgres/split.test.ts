@@ -24,6 +24,15 @@ const cases: [string, string[]][] = [
   ['select 1; -- trailing comment', ['select 1']],
   ['', []],
   ["select 'unterminated; select 2", ["select 'unterminated; select 2"]],
+  // Comments that a second, regex reading took for one long comment: the statement between them
+  // must stay a statement (it runs).
+  ['/*--*/ DROP TABLE t /*\n*/', ['/*--*/ DROP TABLE t /*\n*/']],
+  ['select 1; /*--*/ delete from t /*\n*/', ['select 1', '/*--*/ delete from t /*\n*/']],
+  ['/* -- */ begin read write /* \n */; delete from t', ['/* -- */ begin read write /* \n */', 'delete from t']],
+  // A line comment ends at a carriage return too.
+  ['-- note\rdrop table t; select 1', ['-- note\rdrop table t', 'select 1']],
+  ['select 1 -- c;omment\r; select 2', ['select 1 -- c;omment', 'select 2']],
+  ['/* a */ ; -- b\n ; /* c\n */', []],
 ]
 
 describe('splitStatements', () => {
