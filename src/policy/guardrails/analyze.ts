@@ -470,11 +470,15 @@ export function parseBoolean(text: string): boolean | undefined {
   return undefined
 }
 
-/** Whether an EXPLAIN's options make it run the statement (ANALYZE, unless explicitly false). */
+/**
+ * Whether an EXPLAIN's options make it run the statement: any ANALYZE that is not a constant false
+ * (the server takes the last of repeated options: `(ANALYZE false, ANALYZE true)` runs it).
+ */
 function explainAnalyzes(options: unknown): boolean {
-  const analyze = defElems(options).find((option) => option.name === 'analyze')
-  if (analyze === undefined) return false
-  if (analyze.arg === undefined) return true
-  const text = constantText(analyze.arg)
-  return text === undefined || parseBoolean(text) !== false
+  return defElems(options).some((option) => {
+    if (option.name !== 'analyze') return false
+    if (option.arg === undefined) return true
+    const text = constantText(option.arg)
+    return text === undefined || parseBoolean(text) !== false
+  })
 }
