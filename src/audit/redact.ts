@@ -180,7 +180,14 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
   /** A `format(` call: its depth, and whether its template was seen yet. */
   let formatCall: { depth: number; template: boolean } | undefined
   let previousWord: string | undefined
+  /**
+   * The last token was a secret literal: a literal right after it is the same value, continued
+   * (the server joins literals separated by whitespace with a line break: `'abc'\n'def'`).
+   */
+  let continued = false
   for (const token of lexLiterals(text)) {
+    const afterSecret = continued
+    continued = false
     if (token.kind === 'word') {
       const word = token.text.toLowerCase()
       previousWord = word.slice(word.lastIndexOf('.') + 1)
@@ -207,9 +214,10 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
     const content = text.slice(token.contentStart, token.contentEnd)
     let replacement: string | undefined
     let secretNext = false
-    if (secretCall !== undefined || words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))) {
+    if (afterSecret || secretCall !== undefined || words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))) {
       replacement = '[REDACTED:secret-assignment]'
       note('secret-assignment')
+      continued = true
     } else {
       replacement = redactContent(content, note, true)
       if (replacement === content && nesting < MAX_NESTING && HINT.test(content)) {
@@ -298,8 +306,9 @@ function* lexLiterals(text: string): Generator<LexToken> {
     if (/\s/.test(c)) {
       i++
     } else if (c === '-' && text[i + 1] === '-') {
-      const newline = text.indexOf('\n', i)
-      i = newline < 0 ? n : newline + 1
+      // As in the server's lexer, a line comment ends at a line feed or a carriage return.
+      i += 2
+      while (i < n && text[i] !== '\n' && text[i] !== '\r') i++
     } else if (c === '/' && text[i + 1] === '*') {
       let depth = 1
       i += 2

@@ -60,6 +60,8 @@ export function createSecretSource(env: NodeJS.ProcessEnv = process.env): Secret
       }
       const value = text.endsWith('\r\n') ? text.slice(0, -2) : text.endsWith('\n') ? text.slice(0, -1) : text
       if (value === '') throw missing(`${describe(ref)} is empty`)
+      // No environment variable, password or header can hold one, and errors downstream quote it.
+      if (value.includes('\0')) throw missing(`${describe(ref)} holds a NUL byte, which no secret can`)
       return value
     },
   }

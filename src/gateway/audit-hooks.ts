@@ -13,7 +13,10 @@ import { createRedactor } from '../audit/index.js'
 import { type ConnectionConfig, type SecretSource, secretRefsOf } from '../config/index.js'
 import type { StatementContext, StatementHooks, StatementPlan, StatementSummary, Verdict } from '../protocols/hooks.js'
 import type { CloseReason } from '../tunnel/transport.js'
+import { BUILTIN_RULES } from '../policy/guardrails/rules.js'
 import type { VerdictRecord } from './policy-hooks.js'
+
+const UNPARSEABLE_MESSAGE = 'the statement could not be parsed, so it cannot be checked'
 
 /** The rule a statement is blocked by when the audit log cannot record it. */
 export const AUDIT_RULE = 'airlock-audit'
@@ -104,7 +107,9 @@ export function withAudit<H extends StatementHooks>(
     if (cut) event.textLength = context.text.length
     if (context.statementName !== undefined) event.statementName = context.statementName
     if (rule !== undefined) event.rule = rule
-    if (message !== undefined) event.message = redactor.redactSecrets(message)
+    // The parser's error quotes the text near where it failed (an unterminated PASSWORD literal):
+    // the record keeps the redacted text instead, and says only that it did not parse.
+    if (message !== undefined) event.message = rule === BUILTIN_RULES.unparseable ? UNPARSEABLE_MESSAGE : redactor.redactSecrets(message)
     return log.append(event, { durable: true }) || !required ? plan : AUDIT_FAILED
   }
 

@@ -234,7 +234,8 @@ export function createCommandEngine(options: CommandEngineOptions): ProtocolEngi
         pty = await spawnPty(plan, { cwd, env, cols, rows })
       } catch (error) {
         await closeRecording()
-        session.logger.warn({ event: 'command.spawn.error', err: error }, 'the command could not be started')
+        // Not the error itself: spawn errors can quote the environment's values (a secret with a NUL).
+        session.logger.warn({ event: 'command.spawn.error', code: (error as NodeJS.ErrnoException).code, name: (error as Error).name }, 'the command could not be started')
         throw unavailable(connection.name, 'the gateway could not start the command')
       }
       const exited = new Promise<void>((resolve) => pty.onExit(() => resolve()))

@@ -86,7 +86,8 @@ export function runPipeSession(options: PipeSessionOptions): Promise<CloseReason
       try {
         child = options.spawn()
       } catch (error) {
-        logger.warn({ event: 'command.spawn.error', err: error }, 'the command could not be started')
+        // Not the error itself: Node's spawn errors quote the environment's values (a secret with a NUL).
+        logger.warn({ event: 'command.spawn.error', code: (error as NodeJS.ErrnoException).code, name: (error as Error).name }, 'the command could not be started')
         transport.close({ code: 'upstream-unavailable', message: 'the gateway could not start the command' })
         return
       }

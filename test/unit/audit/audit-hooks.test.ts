@@ -53,6 +53,16 @@ describe('withAudit', () => {
     ])
   })
 
+  it("records that a statement did not parse without the parser's error, which quotes the text", () => {
+    const log = fakeLog()
+    const message = 'the statement could not be parsed (unterminated quoted string at or near "\'Leak3_unterminated"), so it cannot be checked'
+    const policy: StatementHooks = { begin: () => ({ verdict: { allow: false, rule: 'airlock-unparseable', message } }), end: () => {} }
+    const hooks = withAudit(policy, { log, required: true, session, redactor: createRedactor() })
+    expect(hooks.begin(context(1, "alter role x password 'Leak3_unterminated"))).toMatchObject({ verdict: { allow: false, message } })
+    expect(log.appended[0]!.event).toMatchObject({ verdict: 'blocked', rule: 'airlock-unparseable', message: 'the statement could not be parsed, so it cannot be checked' })
+    expect(JSON.stringify(log.appended)).not.toContain('Leak3')
+  })
+
   it('blocks a statement it cannot record when audit is required, and lets it through when not', () => {
     const allow: StatementHooks = { begin: () => ({ verdict: { allow: true } }), end: () => {} }
     const required = withAudit(allow, { log: fakeLog(true), required: true, session, redactor: createRedactor() })

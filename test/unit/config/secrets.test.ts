@@ -88,6 +88,15 @@ describe('createSecretSource', () => {
     expect(error.message).toBe(`file ${file} is empty`)
   })
 
+  it('rejects a file holding a NUL byte, without quoting it', async () => {
+    const file = join(tempDir(), 'secret')
+    writeFileSync(file, 'FileSecret_NUL_77\0tail\n')
+    const error = await readError(createSecretSource({}).read({ file }))
+    expect(error.code).toBe('config')
+    expect(error.message).toBe(`file ${file} holds a NUL byte, which no secret can`)
+    expect(JSON.stringify(error)).not.toContain('FileSecret')
+  })
+
   it('describes references without reading them', () => {
     const secrets = createSecretSource({ PG_PASSWORD: VALUE })
     expect(secrets.describe({ env: 'PG_PASSWORD' })).toBe('env PG_PASSWORD')
