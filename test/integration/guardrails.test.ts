@@ -517,6 +517,49 @@ describe('prepared statements across SQL and the protocol', () => {
     socket.destroy()
   })
 
+  /** The frames up to the `count`th ReadyForQuery, and the SQLSTATEs of the errors among them. */
+  const readies = async (socket: Socket, count: number): Promise<{ frames: Frame[]; codes: (string | undefined)[] }> => {
+    let seen = 0
+    const frames = await readUntil(socket, (frame) => frame.type === BackendMessage.ReadyForQuery && ++seen === count)
+    const codes = frames.filter((frame) => frame.type === BackendMessage.ErrorResponse).map((frame) => getField(parseErrorFields(frame.body), ErrorField.Code))
+    return { frames, codes }
+  }
+
+  // A Parse of a name that exists fails (42P05), a Close after an error is skipped: after the next
+  // Sync the server runs the old definition. Sent in one write, the Execute must be judged by it.
+  it.each<[string, Buffer[], number, string[]]>([
+    [
+      'a Parse redefining a name, then Bind/Execute after a Sync',
+      [serializeParse({ name: 'redefined', query: 'SELECT 1' }), serializeSync(), serializeBind({ portal: '', statement: 'redefined' }), serializeExecute({ portal: '' }), serializeSync()],
+      2,
+      ['42P05', '42501'],
+    ],
+    ['a Parse redefining a name, then SQL EXECUTE after a Sync', [serializeParse({ name: 'redefined', query: 'SELECT 1' }), serializeSync(), serializeQuery('EXECUTE redefined')], 2, ['42P05', '42501']],
+    [
+      'a Close skipped after an error, a new Parse of the name, then Bind/Execute',
+      [
+        serializeParse({ name: '', query: 'SELEC nothing' }),
+        serializeClose({ kind: 'S', name: 'redefined' }),
+        serializeSync(),
+        serializeParse({ name: 'redefined', query: 'SELECT 1' }),
+        serializeSync(),
+        serializeBind({ portal: '', statement: 'redefined' }),
+        serializeExecute({ portal: '' }),
+        serializeSync(),
+      ],
+      3,
+      ['42601', '42P05', '42501'],
+    ],
+  ])('judges the definition the server has: %s', async (_name, messages, syncs, codes) => {
+    const socket = await rawSession('writes')
+    socket.write(Buffer.concat([serializeParse({ name: 'redefined', query: 'DELETE FROM victims' }), serializeSync()]))
+    await readUntilReady(socket)
+    socket.write(Buffer.concat(messages))
+    expect((await readies(socket, syncs)).codes).toEqual(codes)
+    expect(await cluster.psql('select count(*) from victims', 'app')).toBe('10')
+    socket.destroy()
+  })
+
   it('runs a statement prepared with SQL PREPARE through Bind/Execute, and refuses an unknown one', async () => {
     const socket = await rawSession('strict')
     socket.write(serializeQuery('PREPARE seven AS SELECT 7'))

@@ -97,7 +97,9 @@ type Pending =
   | { kind: 'bind'; portal: string; previous: Bound | undefined }
   /** `result`: a Describe the relay injected (its answer is not relayed) to learn a portal's columns. */
   | { kind: 'describe'; target: 'S' | 'P'; formats: readonly number[] | undefined; result: ResultSlot | undefined }
-  | { kind: 'close' | 'sync' }
+  /** `previous`: the statement or portal the Close removed, restored if the server skips it. */
+  | { kind: 'close'; target: 'S' | 'P'; name: string; previous: string | Bound | undefined }
+  | { kind: 'sync' }
 
 /** A portal's columns as the relay's own Describe learns them, for the Execute after it. */
 interface ResultSlot {
@@ -132,6 +134,19 @@ export class PostgresRelay {
    */
   private readonly statements = new Map<string, string>()
   private readonly portals = new Map<string, Bound>()
+  /**
+   * Doubt: a Parse or Bind of a named statement or portal, or a Close, may fail or be skipped,
+   * and after the next Sync the server goes on with the old definition (a Parse of a name that
+   * exists fails; a Close after an error is skipped). A Bind, Execute or Query sent after such a
+   * Sync waits until the server has answered up to it, so the names mean what the server has.
+   * `barrier`: the position (counted over everything ever sent) of the last Sync after a doubtful
+   * message; `answered`: how many sent messages the server has answered.
+   */
+  private sent = 0
+  private answered = 0
+  private doubtfulSinceSync = false
+  private barrier = -1
+  private barrierWaiters: (() => void)[] = []
   private sequence = 0
   /** Frames held while a hook answers asynchronously. */
   private waiting: Promise<void> | undefined
@@ -262,65 +277,32 @@ export class PostgresRelay {
   /** Handles one frontend frame; returns a promise only when a hook answered asynchronously. */
   private onFrontend(frame: Frame, out: Batch): Promise<(out: Batch) => void> | undefined {
     switch (frame.type) {
-      case FrontendMessage.Query: {
-        const text = parseQuery(frame.body)
-        const statements = splitStatements(text, this.standardConformingStrings).map((sql) => this.track(/^\s*copy\b/i.test(sql) ? 'copy' : 'simple', sql))
-        return this.decide(statements, out, (verdict, batch) => {
-          this.pending.push({ kind: 'query', statements, index: 0, blocked: verdict })
-          batch.add(verdict === undefined ? frame.raw : serializeQuery(BLOCKED_SQL))
-        })
+      case FrontendMessage.Query:
+      case FrontendMessage.Bind:
+      case FrontendMessage.Execute: {
+        const handle = frame.type === FrontendMessage.Query ? this.query : frame.type === FrontendMessage.Bind ? this.bind : this.execute
+        const doubts = this.settledDoubts()
+        return doubts === undefined ? handle.call(this, frame, out) : this.afterDoubts(doubts, frame, handle)
       }
       case FrontendMessage.Parse: {
         const { name, query } = parseParse(frame.body)
-        this.pending.push({ kind: 'parse', name, previous: this.statements.get(name) })
+        this.enqueue({ kind: 'parse', name, previous: this.statements.get(name) }, name !== '')
         this.statements.set(name, query)
         if (name !== '') this.hooks.preparedStatement?.(name, query)
         out.add(frame.raw, frame)
         return undefined
       }
-      case FrontendMessage.Bind: {
-        const bind = parseBind(frame.body)
-        const { portal, statement } = bind
-        this.pending.push({ kind: 'bind', portal, previous: this.portals.get(portal) })
-        // A statement the relay never saw (SQL PREPARE) has no text: the hooks get '' and decide.
-        this.portals.set(portal, { name: statement, text: this.statements.get(statement) ?? '' })
-        if (this.masking !== undefined && bind.resultFormats.some((format) => format !== FormatCode.Text)) {
-          // Masking reads text: the server sends text, the relay re-encodes what the client wants in binary.
-          this.portalFormats.set(portal, bind.resultFormats)
-          out.add(serializeBind({ ...bind, resultFormats: [] }))
-        } else {
-          if (this.masking !== undefined) this.portalFormats.delete(portal)
-          out.add(frame.raw, frame)
-        }
-        return undefined
-      }
-      case FrontendMessage.Execute: {
-        const { portal } = parseExecute(frame.body)
-        const bound = this.portals.get(portal)
-        const text = bound?.text ?? ''
-        const statement = this.track(/^\s*copy\b/i.test(text) ? 'copy' : 'extended', text, bound?.name ?? '')
-        const described = this.masking === undefined ? undefined : this.describePortal(portal, out)
-        return this.decide([statement], out, (verdict, batch) => {
-          this.pending.push({ kind: 'execute', statement, blocked: verdict, result: described?.slot })
-          if (verdict === undefined) {
-            batch.add(frame.raw, frame)
-          } else {
-            // The stand-in replaces the server's unnamed statement.
-            this.statements.delete('')
-            batch.add(serializeParse({ name: '', query: BLOCKED_SQL }))
-          }
-        }, described?.check)
-      }
       case FrontendMessage.FunctionCall: {
         const { oid } = parseFunctionCall(frame.body)
         const statement = this.track('function-call', `function ${oid}`)
         return this.decide([statement], out, (verdict, batch) => {
-          this.pending.push({ kind: 'function', statement, blocked: verdict })
+          this.enqueue({ kind: 'function', statement, blocked: verdict })
           batch.add(verdict === undefined ? frame.raw : serializeQuery(BLOCKED_SQL))
         })
       }
       case FrontendMessage.Close: {
         const { kind, name } = parseClose(frame.body)
+        const previous = kind === 'S' ? this.statements.get(name) : this.portals.get(name)
         if (kind === 'S') {
           this.statements.delete(name)
           if (name !== '') this.hooks.preparedStatement?.(name, undefined)
@@ -328,19 +310,19 @@ export class PostgresRelay {
           this.portals.delete(name)
           this.portalFormats.delete(name)
         }
-        this.pending.push({ kind: 'close' })
+        this.enqueue({ kind: 'close', target: kind, name, previous }, previous !== undefined)
         out.add(frame.raw, frame)
         return undefined
       }
       case FrontendMessage.Describe: {
         const { kind, name } = parseDescribe(frame.body)
         const formats = kind === 'P' ? this.portalFormats.get(name) : undefined
-        this.pending.push({ kind: 'describe', target: kind, formats, result: undefined })
+        this.enqueue({ kind: 'describe', target: kind, formats, result: undefined })
         out.add(frame.raw, frame)
         return undefined
       }
       case FrontendMessage.Sync:
-        this.pending.push({ kind: 'sync' })
+        this.enqueue({ kind: 'sync' })
         out.add(frame.raw, frame)
         return undefined
       case FrontendMessage.Flush:
@@ -353,6 +335,83 @@ export class PostgresRelay {
       default:
         throw new ProtocolError('malformed', `unexpected frontend message ${JSON.stringify(String.fromCharCode(frame.type))}`)
     }
+  }
+
+  private query(frame: Frame, out: Batch): Promise<(out: Batch) => void> | undefined {
+    const text = parseQuery(frame.body)
+    const statements = splitStatements(text, this.standardConformingStrings).map((sql) => this.track(/^\s*copy\b/i.test(sql) ? 'copy' : 'simple', sql))
+    return this.decide(statements, out, (verdict, batch) => {
+      this.enqueue({ kind: 'query', statements, index: 0, blocked: verdict })
+      batch.add(verdict === undefined ? frame.raw : serializeQuery(BLOCKED_SQL))
+    })
+  }
+
+  private bind(frame: Frame, out: Batch): undefined {
+    const bind = parseBind(frame.body)
+    const { portal, statement } = bind
+    this.enqueue({ kind: 'bind', portal, previous: this.portals.get(portal) }, portal !== '')
+    // A statement the relay never saw (SQL PREPARE) has no text: the hooks get '' and decide.
+    this.portals.set(portal, { name: statement, text: this.statements.get(statement) ?? '' })
+    if (this.masking !== undefined && bind.resultFormats.some((format) => format !== FormatCode.Text)) {
+      // Masking reads text: the server sends text, the relay re-encodes what the client wants in binary.
+      this.portalFormats.set(portal, bind.resultFormats)
+      out.add(serializeBind({ ...bind, resultFormats: [] }))
+    } else {
+      if (this.masking !== undefined) this.portalFormats.delete(portal)
+      out.add(frame.raw, frame)
+    }
+    return undefined
+  }
+
+  private execute(frame: Frame, out: Batch): Promise<(out: Batch) => void> | undefined {
+    const { portal } = parseExecute(frame.body)
+    const bound = this.portals.get(portal)
+    const text = bound?.text ?? ''
+    const statement = this.track(/^\s*copy\b/i.test(text) ? 'copy' : 'extended', text, bound?.name ?? '')
+    const described = this.masking === undefined ? undefined : this.describePortal(portal, out)
+    return this.decide([statement], out, (verdict, batch) => {
+      this.enqueue({ kind: 'execute', statement, blocked: verdict, result: described?.slot })
+      if (verdict === undefined) {
+        batch.add(frame.raw, frame)
+      } else {
+        // The stand-in replaces the server's unnamed statement.
+        this.statements.delete('')
+        batch.add(serializeParse({ name: '', query: BLOCKED_SQL }))
+      }
+    }, described?.check)
+  }
+
+  /** Records a message the server will answer; `doubtful`: see {@link barrier}. */
+  private enqueue(entry: Pending, doubtful = false): void {
+    this.pending.push(entry)
+    const position = this.sent++
+    if (doubtful) this.doubtfulSinceSync = true
+    else if (entry.kind === 'sync' && this.doubtfulSinceSync) {
+      this.barrier = position
+      this.doubtfulSinceSync = false
+    }
+  }
+
+  /** Resolves once the server has answered up to the last Sync after a doubtful message; undefined when it has. */
+  private settledDoubts(): Promise<void> | undefined {
+    if (this.barrier < this.answered) return undefined
+    return new Promise((resolve) => this.barrierWaiters.push(resolve))
+  }
+
+  /** `handle` for `frame` once the doubts are settled, as {@link onFrontend} answers asynchronously. */
+  private afterDoubts(
+    doubts: Promise<void>,
+    frame: Frame,
+    handle: (frame: Frame, out: Batch) => Promise<(out: Batch) => void> | undefined,
+  ): Promise<(out: Batch) => void> {
+    return doubts.then(() => {
+      const batch = new Batch()
+      const plan = handle.call(this, frame, batch)
+      if (plan === undefined) return (after: Batch) => batch.moveTo(after)
+      // What the handler sent ahead (a Describe the relay injects) goes now: the plan may wait for its answer.
+      this.flushUpstream(batch)
+      return plan
+    })
   }
 
   /**
@@ -410,7 +469,7 @@ export class PostgresRelay {
     const formats = this.portalFormats.get(portal)
     const slot: ResultSlot = { settled: false }
     out.add(serializeDescribe({ kind: 'P', name: portal }))
-    this.pending.push({ kind: 'describe', target: 'P', formats, result: slot })
+    this.enqueue({ kind: 'describe', target: 'P', formats, result: slot })
     if (formats === undefined) return { slot, check: undefined }
     out.add(serializeFlush())
     const check = new Promise<Verdict | undefined>((resolve) => {
@@ -481,6 +540,14 @@ export class PostgresRelay {
 
   private shift(): Pending | undefined {
     const head = this.pending[this.pendingHead++]
+    if (head !== undefined) {
+      this.answered++
+      if (this.answered > this.barrier && this.barrierWaiters.length > 0) {
+        const waiters = this.barrierWaiters
+        this.barrierWaiters = []
+        for (const resolve of waiters) resolve()
+      }
+    }
     if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
       this.pending.splice(0, this.pendingHead)
       this.pendingHead = 0
@@ -713,6 +780,13 @@ export class PostgresRelay {
     } else if (pending.kind === 'bind') {
       if (pending.previous === undefined) this.portals.delete(pending.portal)
       else this.portals.set(pending.portal, pending.previous)
+    } else if (pending.kind === 'close' && pending.previous !== undefined) {
+      if (pending.target === 'S') {
+        this.statements.set(pending.name, pending.previous as string)
+        if (pending.name !== '') this.hooks.preparedStatement?.(pending.name, pending.previous as string)
+      } else {
+        this.portals.set(pending.name, pending.previous as Bound)
+      }
     }
   }
 
@@ -850,6 +924,11 @@ class Batch {
 
   isEmpty(): boolean {
     return this.pieces.length === 0 && this.chunk === undefined
+  }
+
+  /** Everything added here, added to `other` in order. */
+  moveTo(other: Batch): void {
+    for (const piece of this.take()) other.add(piece)
   }
 
   take(): Buffer[] {
