@@ -44,8 +44,12 @@ const TOKEN_PATTERNS: readonly { detector: string; pattern: RegExp }[] = [
 
 /** `scheme://user:PASSWORD@host` */
 const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"]*:)([^\s@'"/]+)(@)/gi
-/** `password=VALUE` in a libpq connection string or similar key=value text. */
-const KEY_VALUE_PASSWORD = /\b((?:password|passwd|pwd|secret|token|api_?key|sslpassword)\s*[=:]\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'";,&)]+)/gi
+/**
+ * `password=VALUE` in a libpq connection string or similar key=value text: quoted (also with the
+ * quotes doubled, as inside an SQL literal), or up to whitespace or a quote, as libpq reads an
+ * unquoted value (`;`, `&` or `,` may be part of it: redacting past them is the safe side).
+ */
+const KEY_VALUE_PASSWORD = /\b((?:password|passwd|pwd|secret|token|api_?key|sslpassword)\s*[=:]\s*)(''(?:[^'\\]|\\.|'''')*''|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)/gi
 
 /**
  * A redactor for one connection. `secrets` are the values the connection holds (its password,

@@ -26,6 +26,8 @@ describe('createRedactor', () => {
     ['a password column compared to a literal', "select * from users where password = 'x'", "select * from users where password = '[REDACTED:secret-assignment]'", ['secret-assignment']],
     ['the word in a string is not a keyword', "select 'password' as label", "select 'password' as label", []],
     ['quoted identifiers are words', `ALTER ROLE "Bob" PASSWORD 'z'`, `ALTER ROLE "Bob" PASSWORD '[REDACTED:secret-assignment]'`, ['secret-assignment']],
+    ['a conninfo password quoted inside the literal', "select dblink_connect('host=x password=''Leak7 dsn'' dbname=y')", "select dblink_connect('host=x password=[REDACTED:dsn-password] dbname=y')", ['dsn-password']],
+    ['a conninfo password holding ; and &', "select dblink_connect('host=x password=Ab;cd&LEAKTAIL dbname=y')", "select dblink_connect('host=x password=[REDACTED:dsn-password] dbname=y')", ['dsn-password']],
     ['a password continued in a second literal', "CREATE ROLE lk2 PASSWORD 'abc'\n'Leak2_concat'", "CREATE ROLE lk2 PASSWORD '[REDACTED:secret-assignment]'\n'[REDACTED:secret-assignment]'", ['secret-assignment']],
     ['a line comment ended by a carriage return', "CREATE ROLE lk1 PASSWORD --x\r'Leak1_CRcomment'", "CREATE ROLE lk1 PASSWORD --x\r'[REDACTED:secret-assignment]'", ['secret-assignment']],
   ])('%s', (_, text, expected, detectors) => {
