@@ -217,6 +217,11 @@ interface StrictOptions {
   required?: string
   /** The message when something other than a mapping is given. */
   wrongType?: string
+  /**
+   * The message for an unknown key that is no misspelling of a known one, in place of naming it
+   * (in a secret reference, `password: { hunter2 }` makes the secret a key).
+   */
+  unknownKeys?: string
 }
 
 /** An object that rejects unknown keys, suggesting the closest known one. */
@@ -224,7 +229,9 @@ function strict<const Shape extends z.core.$ZodLooseShape>(shape: Shape, options
   const known = Object.keys(shape)
   return z.strictObject(shape, {
     error: (issue) => {
-      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownKey(key, known)).join('\n')
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((key) => (options.unknownKeys !== undefined && closest(key, known) === undefined ? options.unknownKeys : unknownKey(key, known))).join('\n')
+      }
       if (issue.code !== 'invalid_type') return undefined
       return issue.input === undefined ? options.required : options.wrongType
     },
@@ -340,7 +347,7 @@ export function createConfigSchema(baseDir: string) {
       env: z.string().regex(ENV_NAME, 'expected an environment variable name like PG_PASSWORD').optional(),
       file: z.string().min(1, 'expected a file path').optional(),
     },
-    { required: 'required: expected { env: NAME } or { file: PATH }', wrongType: INLINE_SECRET_MESSAGE },
+    { required: 'required: expected { env: NAME } or { file: PATH }', wrongType: INLINE_SECRET_MESSAGE, unknownKeys: INLINE_SECRET_MESSAGE },
   )
     .superRefine(
       (ref, ctx) => {

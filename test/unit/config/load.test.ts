@@ -343,6 +343,7 @@ describe('parseConfig', () => {
       ['an sslpassword in a postgres audit store URL query', config({ audit: { store: 'postgresql://audit@db/audit?sslpassword=k3y-pa55' } }), 'audit.store', 'k3y-pa55'],
       ['a percent-encoded password parameter', config({ audit: { store: 'postgres://audit@db/audit?pass%77ord=pa55word' } }), 'audit.store', 'pa55word'],
       ['an inline audit store password', config({ audit: { store: 'postgres://audit@db/audit', password: 'pa55word' } }), 'audit.password', 'pa55word'],
+      ['a secret as the key of a flow mapping (password: { hunter2 })', config({ connections: [pg({ upstream: { host: 'db', database: 'a', user: 'b', password: { hunter2: null } } })] }), 'connections[pg-prod].upstream.password', 'hunter2'],
     ])('rejects %s without repeating it', (_case, raw, path, value) => {
       const error = configError(() => parseConfig(raw, BASE))
       expect(error.message).toContain(`${path}: `)
