@@ -189,13 +189,40 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
    * (the server joins literals separated by whitespace with a line break: `'abc'\n'def'`).
    */
   let continued = false
+  const secretContext = (): boolean => words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))
+  /** The last token was `=`, `:=` or `TO`: a value may follow. */
+  let assigning = false
+  /**
+   * A bare word assigned to a secret name (`SET app.password = hunter2`), redacted unless the next
+   * token opens a call (`password = crypt(...)`: a function name).
+   */
+  let bareValue: { start: number; end: number } | undefined
+  const redactBareValue = (): void => {
+    if (bareValue === undefined) return
+    out += `${text.slice(last, bareValue.start)}[REDACTED:secret-assignment]`
+    last = bareValue.end
+    note('secret-assignment')
+    bareValue = undefined
+  }
   for (const token of lexLiterals(text)) {
     const afterSecret = continued
     continued = false
+    const assigned = assigning
+    assigning = false
+    if (bareValue !== undefined) {
+      if (token.kind === 'other' && token.text === '(') bareValue = undefined
+      else redactBareValue()
+    }
     if (token.kind === 'word') {
       const word = token.text.toLowerCase()
       previousWord = word.slice(word.lastIndexOf('.') + 1)
+      if (word === 'to') assigning = true
       if (word === 'to' || word === 'with' || word === 'encrypted') continue
+      if (assigned && secretContext()) {
+        bareValue = { start: token.start, end: token.end }
+        words = []
+        continue
+      }
       words = [words.at(-1) ?? '', word]
       continue
     }
@@ -211,6 +238,7 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
         if (formatCall?.depth === parens) formatCall = undefined
         parens = Math.max(0, parens - 1)
       }
+      if (token.text === '=') assigning = true
       if (!/^[=:,(|]+$/.test(token.text)) words = []
       continue
     }
@@ -218,7 +246,7 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
     const content = text.slice(token.contentStart, token.contentEnd)
     let replacement: string | undefined
     let secretNext = false
-    if (afterSecret || secretCall !== undefined || words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word))) {
+    if (afterSecret || secretCall !== undefined || secretContext()) {
       replacement = '[REDACTED:secret-assignment]'
       note('secret-assignment')
       continued = true
@@ -247,8 +275,9 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
       words = /^[A-Za-z_][A-Za-z0-9_.]{0,62}$/.test(content) ? [words.at(-1) ?? '', content.toLowerCase()] : []
     }
   }
+  redactBareValue()
   out += text.slice(last)
-  return { text: out, secretNext: words.some((word) => SECRET_WORD.test(word) || SECRET_WORD_SUFFIX.test(word)) }
+  return { text: out, secretNext: secretContext() }
 }
 
 /**
@@ -288,7 +317,7 @@ function redactContent(content: string, note: (detector: string) => void, keyVal
 }
 
 type LexToken =
-  | { kind: 'word'; text: string }
+  | { kind: 'word'; text: string; start: number; end: number }
   | { kind: 'other'; text: string }
   | { kind: 'literal'; contentStart: number; contentEnd: number; quoting: Quoting }
 
@@ -333,7 +362,7 @@ function* lexLiterals(text: string): Generator<LexToken> {
           else break
         } else j++
       }
-      yield { kind: 'word', text: text.slice(i + 1, j).replaceAll('""', '"') }
+      yield { kind: 'word', text: text.slice(i + 1, j).replaceAll('""', '"'), start: i, end: Math.min(j + 1, n) }
       i = j + 1
     } else if (c === "'" || (!isWordChar(text[i - 1]) && stringPrefix(text, i) > 0)) {
       // A string, or one with a prefix: E'' (backslash escapes), U&'' (Unicode escapes), N'' (national).
@@ -365,7 +394,7 @@ function* lexLiterals(text: string): Generator<LexToken> {
     } else if (isWordChar(c)) {
       let j = i + 1
       while (j < n && (isWordChar(text[j]) || text[j] === '.')) j++
-      yield { kind: 'word', text: text.slice(i, j) }
+      yield { kind: 'word', text: text.slice(i, j), start: i, end: j }
       i = j
     } else {
       yield { kind: 'other', text: c }

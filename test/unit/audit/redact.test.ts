@@ -28,6 +28,10 @@ describe('createRedactor', () => {
     ['quoted identifiers are words', `ALTER ROLE "Bob" PASSWORD 'z'`, `ALTER ROLE "Bob" PASSWORD '[REDACTED:secret-assignment]'`, ['secret-assignment']],
     ['a conninfo password quoted inside the literal', "select dblink_connect('host=x password=''Leak7 dsn'' dbname=y')", "select dblink_connect('host=x password=[REDACTED:dsn-password] dbname=y')", ['dsn-password']],
     ['a conninfo password holding ; and &', "select dblink_connect('host=x password=Ab;cd&LEAKTAIL dbname=y')", "select dblink_connect('host=x password=[REDACTED:dsn-password] dbname=y')", ['dsn-password']],
+    ['an unquoted value set to a secret setting', 'SET app.password = hunter2', 'SET app.password = [REDACTED:secret-assignment]', ['secret-assignment']],
+    ['an unquoted value set with TO', 'ALTER ROLE bob SET app.api_token TO abc123', 'ALTER ROLE bob SET app.api_token TO [REDACTED:secret-assignment]', ['secret-assignment']],
+    ['a quoted identifier as the value', 'SET SESSION app.secret = "Quoted-Ident"', 'SET SESSION app.secret = [REDACTED:secret-assignment]', ['secret-assignment']],
+    ['a function assigned to a password column is no value', "UPDATE users SET password = crypt('x', gen_salt('bf'))", "UPDATE users SET password = crypt('[REDACTED:secret-assignment]', gen_salt('[REDACTED:secret-assignment]'))", ['secret-assignment']],
     ['a password continued in a second literal', "CREATE ROLE lk2 PASSWORD 'abc'\n'Leak2_concat'", "CREATE ROLE lk2 PASSWORD '[REDACTED:secret-assignment]'\n'[REDACTED:secret-assignment]'", ['secret-assignment']],
     ['a line comment ended by a carriage return', "CREATE ROLE lk1 PASSWORD --x\r'Leak1_CRcomment'", "CREATE ROLE lk1 PASSWORD --x\r'[REDACTED:secret-assignment]'", ['secret-assignment']],
   ])('%s', (_, text, expected, detectors) => {
