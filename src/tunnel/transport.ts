@@ -236,8 +236,14 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   }
 
   private ping(): void {
-    // While paused we do not read, so the peer's pongs wait in the socket: do not judge liveness then.
-    if (this.paused) return
+    // While paused we do not read, so the peer's pongs wait in the socket; while what we send is
+    // backed up, the peer is not reading (it is paused for backpressure: a slow client), so our
+    // pings wait behind it. Liveness is not judged then, and starts afresh after: a stall is
+    // held as long as it lasts, and a peer that died meanwhile is TCP's to find.
+    if (this.paused || this.needDrain || this.ws.bufferedAmount > 0) {
+      this.alive = true
+      return
+    }
     if (!this.alive) {
       this.ws.terminate()
       this.finish({ code: 'tunnel-dropped', message: 'the tunnel stopped answering keepalive pings' })

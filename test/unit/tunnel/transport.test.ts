@@ -6,19 +6,19 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { WsTransport } from '../../../src/tunnel/transport.js'
 
 /** A WebSocket pair over loopback: the accepting side's transport (given its socket or not) and the connecting side's. */
-async function pair(withSocket: boolean): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
+async function pair(withSocket: boolean, keepaliveMs = 0): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ noServer: true })
   const http: Server = createServer()
   const accepted = new Promise<{ server: WsTransport; socket: Socket }>((resolve) => {
     http.on('upgrade', (request, socket: Socket, head) => {
-      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs: 0 } : { keepaliveMs: 0 }), socket }))
+      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs } : { keepaliveMs }), socket }))
     })
   })
   http.listen(0, '127.0.0.1')
   await once(http, 'listening')
   const ws = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`)
   await once(ws, 'open')
-  const client = new WsTransport(ws, { keepaliveMs: 0 })
+  const client = new WsTransport(ws, { keepaliveMs })
   const { server, socket } = await accepted
   server.resume()
   client.resume()
@@ -90,5 +90,44 @@ describe('WsTransport.writev', () => {
     const arriving = received(sides.client, 6)
     expect(sides.server.writev([big, big])).toBe(false)
     expect(Buffer.concat(await arriving).length).toBe(1_200_000)
+  })
+})
+
+describe('WsTransport keepalive', () => {
+  it('drops an idle tunnel whose peer no longer answers', async () => {
+    const sides = await pair(true, 40)
+    try {
+      const closed = new Promise((resolve) => sides.client.on('close', resolve))
+      // The accepting side stops reading its socket: pings go unanswered, nothing is pending.
+      sides.socket.pause()
+      expect(await closed).toMatchObject({ code: 'tunnel-dropped', message: 'the tunnel stopped answering keepalive pings' })
+    } finally {
+      sides.socket.resume()
+      await sides.close()
+    }
+  })
+
+  it('holds a tunnel whose peer stops reading for many keepalive intervals (backpressure), and delivers everything after', async () => {
+    const sides = await pair(true, 40)
+    try {
+      const closed: unknown[] = []
+      sides.client.on('close', (reason) => closed.push(reason))
+      sides.server.on('close', (reason) => closed.push(reason))
+      let got = 0
+      sides.server.on('data', (chunk: Buffer) => (got += chunk.length))
+      sides.server.pause()
+      const chunk = Buffer.alloc(1 << 20, 7)
+      let sent = 0
+      // Write until the tunnel pushes back, and well past what the kernel's buffers hold.
+      while (sides.client.write(chunk) || sent < 32 << 20) sent += chunk.length
+      sent += chunk.length
+      await new Promise((resolve) => setTimeout(resolve, 1_000))
+      expect(closed).toEqual([])
+      sides.server.resume()
+      await vi.waitFor(() => expect(got).toBe(sent), { timeout: 10_000 })
+      expect(closed).toEqual([])
+    } finally {
+      await sides.close()
+    }
   })
 })
