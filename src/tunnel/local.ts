@@ -92,7 +92,8 @@ export async function listenLocal(options: LocalListenerOptions): Promise<LocalL
         options.onEvent({ type: 'client-connected', client, session: tunnel.session })
         for (const chunk of result.head ?? []) tunnel.transport.write(chunk)
         socket.resume()
-        void pipeSocket(tunnel.transport, socket).then((reason) => {
+        // Raw bytes (no front) have no error message of their own: a failed tunnel resets the client.
+        void pipeSocket(tunnel.transport, socket, { resetOnError: options.front === undefined }).then((reason) => {
           tunnels.delete(tunnel)
           finished.bytesIn += tunnel.transport.bytesIn
           finished.bytesOut += tunnel.transport.bytesOut

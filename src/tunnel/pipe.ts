@@ -1,21 +1,32 @@
 import type { Socket } from 'node:net'
 import type { CloseReason, Transport } from './transport.js'
 
+export interface PipeOptions {
+  /**
+   * A tunnel that ends in error resets the socket (the peer reads ECONNRESET) instead of ending it
+   * in order: a raw byte stream has no other way to tell a cut-off stream from a complete one.
+   * Not for protocols whose peer sends its own error before closing (PostgreSQL's FATAL).
+   */
+  resetOnError?: boolean
+}
+
 /**
  * Splices a TCP socket and a tunnel: bytes both ways with backpressure (a side that returns false
  * pauses the other until it drains), EOF carried across as a half-close, and one end tearing down
  * both. The socket must be created with `allowHalfOpen: true`. Resolves with the reason the pair ended.
  */
-export function pipeSocket(transport: Transport, socket: Socket): Promise<CloseReason> {
+export function pipeSocket(transport: Transport, socket: Socket, options: PipeOptions = {}): Promise<CloseReason> {
   return new Promise((resolve) => {
     let done = false
     const finish = (reason: CloseReason): void => {
       if (done) return
       done = true
       transport.close(reason)
-      // Flush what the socket holds (a FATAL the peer sent just before an error close must reach
-      // the client), but never wait long on a client that does not read after an error.
-      if (!socket.destroyed) {
+      if (reason.code !== undefined && options.resetOnError === true && !socket.destroyed) {
+        socket.resetAndDestroy()
+      } else if (!socket.destroyed) {
+        // Flush what the socket holds (a FATAL the peer sent just before an error close must reach
+        // the client), but never wait long on a client that does not read after an error.
         socket.end(() => socket.destroy())
         if (reason.code !== undefined) setTimeout(() => socket.destroy(), 1_000).unref()
       }

@@ -17,7 +17,7 @@ export const tcpEngine: ProtocolEngine = {
     const { connection } = session
     if (connection.type !== 'tcp') throw new AirlockError('internal', `tcp engine given a ${connection.type} connection`)
     const socket = await connectTcp(connection.upstream.host, connection.upstream.port, connection.name)
-    return { relay: () => pipeSocket(session.transport, socket), abort: () => socket.destroy() }
+    return { relay: () => pipeSocket(session.transport, socket, { resetOnError: true }), abort: () => socket.destroy() }
   },
 }
 

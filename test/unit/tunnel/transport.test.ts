@@ -1,17 +1,18 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import { type AddressInfo, connect as netConnect, createServer as createNetServer, type Socket } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { WebSocket, WebSocketServer } from 'ws'
+import { pipeSocket } from '../../../src/tunnel/pipe.js'
 import { WsTransport } from '../../../src/tunnel/transport.js'
 
 /** A WebSocket pair over loopback: the accepting side's transport (given its socket or not) and the connecting side's. */
-async function pair(withSocket: boolean, keepaliveMs = 0): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
+async function pair(withSocket: boolean, keepaliveMs = 0, serverKeepaliveMs = keepaliveMs): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ noServer: true })
   const http: Server = createServer()
   const accepted = new Promise<{ server: WsTransport; socket: Socket }>((resolve) => {
     http.on('upgrade', (request, socket: Socket, head) => {
-      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs } : { keepaliveMs }), socket }))
+      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs: serverKeepaliveMs } : { keepaliveMs: serverKeepaliveMs }), socket }))
     })
   })
   http.listen(0, '127.0.0.1')
@@ -95,7 +96,8 @@ describe('WsTransport.writev', () => {
 
 describe('WsTransport keepalive', () => {
   it('drops an idle tunnel whose peer no longer answers', async () => {
-    const sides = await pair(true, 40)
+    // Only the connecting side pings: the other would otherwise drop the tunnel first.
+    const sides = await pair(true, 40, 0)
     try {
       const closed = new Promise((resolve) => sides.client.on('close', resolve))
       // The accepting side stops reading its socket: pings go unanswered, nothing is pending.
@@ -127,6 +129,43 @@ describe('WsTransport keepalive', () => {
       await vi.waitFor(() => expect(got).toBe(sent), { timeout: 10_000 })
       expect(closed).toEqual([])
     } finally {
+      await sides.close()
+    }
+  })
+})
+
+describe('pipeSocket', () => {
+  /** A loopback TCP pair: the accepted side (piped to the tunnel) and the client that reads it. */
+  async function tcpPair(): Promise<{ piped: Socket; client: Socket; close: () => void }> {
+    const server = createNetServer({ allowHalfOpen: true })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const accepted = once(server, 'connection') as Promise<[Socket]>
+    const client = netConnect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port })
+    const [piped] = await accepted
+    return { piped, client, close: () => server.close() }
+  }
+
+  it.each([
+    [true, 'resets the socket (the reader sees ECONNRESET)', 'ECONNRESET'],
+    [false, 'ends the socket in order', 'end'],
+  ])('when the tunnel ends in error and resetOnError is %s, it %s', async (resetOnError, _what, expected) => {
+    const sides = await pair(true)
+    const tcp = await tcpPair()
+    try {
+      const outcome = new Promise<string>((resolve) => {
+        tcp.client.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'))
+        tcp.client.on('end', () => resolve('end'))
+        tcp.client.resume()
+      })
+      const piped = pipeSocket(sides.server, tcp.piped, { resetOnError })
+      sides.client.write(Buffer.from('partial'))
+      sides.client.close({ code: 'tunnel-dropped', message: 'the far side failed' })
+      expect((await piped).code).toBe('tunnel-dropped')
+      expect(await outcome).toBe(expected)
+    } finally {
+      tcp.client.destroy()
+      tcp.close()
       await sides.close()
     }
   })
