@@ -351,6 +351,10 @@ async function checkConnection(
     await readSecret(ref, `${at}.${path.join('.')}`, secrets, report)
   }
 
+  if (connection.type === 'mysql' || connection.type === 'http') {
+    // The configuration is accepted (it is the design's), but no engine serves it yet.
+    report.warning(`${at}.type`, `this gateway does not serve ${connection.type} connections yet: clients that connect are refused`)
+  }
   switch (connection.type) {
     case 'postgres':
     case 'mysql': {

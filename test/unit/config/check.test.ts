@@ -110,6 +110,7 @@ describe('checkConfig', () => {
       { level: 'error', path: 'masking.hashKey', message: `file ${join(dir, 'secrets/hash-key')} cannot be read (ENOENT)` },
       { level: 'error', path: 'connections[pg-prod].upstream.password', message: 'env PG_MISSING is not set' },
       { level: 'error', path: 'connections[api].upstream.headers.Authorization', message: 'env API_MISSING is not set' },
+      { level: 'warning', path: 'connections[api].type', message: 'this gateway does not serve http connections yet: clients that connect are refused' },
       { level: 'error', path: 'connections[ops-shell].env.DEPLOY_TOKEN', message: `file ${join(dir, 'secrets/deploy')} cannot be read (ENOENT)` },
       { level: 'info', path: 'connections[ops-shell].isolation', message: expect.stringContaining('its own PID and mount namespace') },
     ])
