@@ -66,3 +66,12 @@ export function refuseUpgrade(socket: Duplex, error: AirlockError): void {
     socket.destroy()
   }
 }
+
+/** A percent-encoded path segment, decoded; malformed encoding is the caller's mistake (400), not ours. */
+export function decodePathName(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new HttpError(400, 'usage', 'a name in the path is not valid percent-encoding')
+  }
+}

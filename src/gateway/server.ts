@@ -30,7 +30,7 @@ import { WsTransport } from '../tunnel/transport.js'
 import { VERSION } from '../version.js'
 import { commandBlockedEvent, connectionCanary, sessionEndEvent, sessionStartEvent, VerdictNotes, withAudit } from './audit-hooks.js'
 import { commandMaskers } from './command-masking.js'
-import { HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
+import { decodePathName, HttpError, refuseUpgrade, sendError, sendJson } from './http.js'
 import { Metrics } from './metrics.js'
 import { postgresMasking } from './masking.js'
 import { createPolicyHooks } from './policy-hooks.js'
@@ -179,6 +179,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         hint: 'admin routes need a group listed in auth.adminGroups',
       })
     }
+    // A revoked admin (a stolen token, most often) may not read the audit or end others' sessions.
+    sessions.assertNotRevoked(identity, 'admin actions')
     return identity
   }
 
@@ -230,7 +232,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const connectionMatch = CONNECTION_PATH.exec(url.pathname)
     if (method === 'GET' && connectionMatch !== null) {
       const identity = await requireIdentity(request)
-      const connection = authorize(identity, decodeURIComponent(connectionMatch[1]!))
+      const connection = authorize(identity, decodePathName(connectionMatch[1]!))
       return sendJson(response, 200, {
         name: connection.name,
         type: connection.type,
@@ -245,7 +247,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const sessionMatch = SESSION_PATH.exec(url.pathname)
     if (method === 'DELETE' && sessionMatch !== null) {
       const admin = await requireAdmin(request)
-      const id = decodeURIComponent(sessionMatch[1]!)
+      const id = decodePathName(sessionMatch[1]!)
       const session = sessions.get(id)
       if (session === undefined) throw new HttpError(404, 'usage', `no live session ${id}`, { hint: 'list sessions with `airlock sessions list`' })
       if (audit?.append({ type: 'admin.kill', identity: admin.id, user: admin.display, session: id, killed: true }, { durable: true }) === false && config.audit.required) {
@@ -259,7 +261,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (method === 'DELETE' && identityMatch !== null) {
       // Revoke an identity: end its sessions, refuse new ones for `?for=DURATION` or until restart.
       const admin = await requireAdmin(request)
-      const revoked = decodeURIComponent(identityMatch[1]!)
+      const revoked = decodePathName(identityMatch[1]!)
       const period = url.searchParams.get('for')
       const until = period === null ? Number.POSITIVE_INFINITY : now() + revocationPeriod(period)
       const record = { type: 'admin.revoke' as const, identity: admin.id, user: admin.display, revoked, sessions: sessions.idsFor(revoked), ...(until === Number.POSITIVE_INFINITY ? {} : { until: new Date(until).toISOString() }) }
@@ -286,7 +288,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return sendJson(response, 200, { events: page.events, next: page.next === null ? null : String(page.next) })
     }
     if (eventMatch !== null) {
-      const id = decodeURIComponent(eventMatch[1]!)
+      const id = decodePathName(eventMatch[1]!)
       const event = await audit.get(id)
       if (event === undefined) throw new HttpError(404, 'usage', `no audit event ${id}`, { hint: 'list events with `airlock audit list`' })
       return sendJson(response, 200, event)
@@ -393,7 +395,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     if (draining) throw new HttpError(503, 'limit', 'the gateway is shutting down', { hint: 'retry in a moment; another gateway will take the session' })
     const identity = await requireIdentity(request)
-    const connection = authorize(identity, decodeURIComponent(match[1]!))
+    const connection = authorize(identity, decodePathName(match[1]!))
     const engine = engines[connection.type]
     if (engine === undefined) {
       throw new HttpError(501, 'upstream-unavailable', `connection ${connection.name}: this gateway cannot serve ${connection.type} connections yet`)
@@ -414,7 +416,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     admitTunnel(request).then(
       (admitted) => {
         wss.handleUpgrade(request, socket, head, (ws) => {
-          const transport = new WsTransport(ws, { socket, ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }) })
+          const transport = new WsTransport(ws, { socket, peerReasons: false, ...(options.keepaliveMs === undefined ? {} : { keepaliveMs: options.keepaliveMs }) })
           let session
           try {
             // Checked again: another upgrade of the same identity may have been admitted meanwhile.

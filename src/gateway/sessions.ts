@@ -139,12 +139,12 @@ export class SessionRegistry {
     return ended
   }
 
-  /** Throws `forbidden` while an admin's revocation of the identity is in force. */
-  assertNotRevoked(identity: Identity): void {
+  /** Throws `forbidden` while an admin's revocation of the identity is in force (`refused`: what it refuses). */
+  assertNotRevoked(identity: Identity, refused = 'new sessions'): void {
     const revocation = this.revocation(identity.id)
     if (revocation === undefined) return
     const until = revocation.until === Number.POSITIVE_INFINITY ? 'until the gateway restarts' : `until ${new Date(revocation.until).toISOString()}`
-    throw new AirlockError('forbidden', `gateway admin ${revocation.by} revoked ${identity.display}: new sessions are refused ${until}`, {
+    throw new AirlockError('forbidden', `gateway admin ${revocation.by} revoked ${identity.display}: ${refused} are refused ${until}`, {
       hint: 'ask a gateway admin',
     })
   }

@@ -59,6 +59,12 @@ export interface WsTransportOptions {
    * in one system call and reach the peer in one read; without it each chunk is a write of its own.
    */
   socket?: Pick<Duplex, 'cork' | 'uncork'>
+  /**
+   * Whether the peer's `error` message and close reason say why the tunnel ended (default true).
+   * The CLI takes the gateway's; the gateway takes nothing a client says, which would otherwise
+   * write any reason it liked into the audit ("session ended by gateway admin ...").
+   */
+  peerReasons?: boolean
 }
 
 const DEFAULT_KEEPALIVE_MS = 20_000
@@ -74,6 +80,7 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
   closed = false
   private needDrain = false
   private paused = false
+  private readonly peerReasons: boolean
   private alive = true
   private ended = false
   /** Bytes (and a peer `end`) received while held, before the consumer's first `resume`. */
@@ -101,6 +108,7 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
     this.highWater = options.highWaterMark ?? DEFAULT_HIGH_WATER
     this.lowWater = options.lowWaterMark ?? DEFAULT_LOW_WATER
     this.socket = options.socket
+    this.peerReasons = options.peerReasons ?? true
     ws.binaryType = 'nodebuffer'
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('pong', () => {
@@ -201,7 +209,8 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
       this.bytesIn += data.length
       if (this.backlog === undefined) {
         this.emit('data', data)
-      } else {
+      } else if (data.length > 0) {
+        // Empty frames carry nothing: held, they would only grow the backlog uncounted.
         this.backlog.push(data)
         this.backlogBytes += data.length
         // Control messages (`ready`) must still arrive while held; stop reading only past the mark.
@@ -218,14 +227,21 @@ export class WsTransport extends EventEmitter<TransportEvents> implements Transp
       return
     }
     if (message.type === 'end') {
-      if (this.backlog !== undefined) this.backlog.push(END)
-      else this.emit('end')
+      if (this.backlog === undefined) this.emit('end')
+      // One end is enough: a peer repeating it must not grow the backlog.
+      else if (this.backlog.at(-1) !== END) this.backlog.push(END)
     }
-    else if (message.type === 'error') this.pendingError = message
-    else this.emit('control', message)
+    else if (message.type === 'error') {
+      if (this.peerReasons) this.pendingError = message
+    } else this.emit('control', message)
   }
 
   private onWsClose(closeCode: number, reasonText: string): void {
+    if (!this.peerReasons) {
+      // 1006 is never sent: the connection dropped without a close frame.
+      this.finish(closeCode === 1006 ? { code: 'tunnel-dropped', message: 'the tunnel closed unexpectedly' } : { message: 'the client closed the tunnel' })
+      return
+    }
     if (this.pendingError !== undefined) {
       const { code, message, hint } = this.pendingError
       this.finish(hint === undefined ? { code, message } : { code, message, hint })

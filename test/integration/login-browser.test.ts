@@ -5,10 +5,10 @@
  */
 import { once } from 'node:events'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT_CODES } from '../../src/errors.js'
+import { type EchoServer, startEcho } from '../helpers/echo.js'
 import { completeBrowserLogin, launchBrowser, type TestBrowser } from '../helpers/browser.js'
 import { freshHome, type OidcGateway, startOidcGateway, startTestIdp, type TestIdp } from '../helpers/oidc-provider.js'
 import { airlock, type Spawned, spawnAirlock, transcript } from '../helpers/processes.js'
@@ -18,22 +18,20 @@ let gateway: OidcGateway
 /** A second gateway trusting the same IdP: logins to both are kept side by side. */
 let other: OidcGateway
 let browser: TestBrowser
-let echo: Server
+let echo: EchoServer
 const alice = freshHome()
 const secrets: string[] = []
 
 beforeAll(async () => {
-  echo = createServer((socket) => socket.pipe(socket))
-  echo.listen(0, '127.0.0.1')
-  await once(echo, 'listening')
+  echo = await startEcho()
   idp = await startTestIdp()
   gateway = await startOidcGateway(idp, [
-    { name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port: (echo.address() as { port: number }).port }, access: { groups: ['eng'] } },
+    { name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port: echo.port }, access: { groups: ['eng'] } },
     // The local PostgreSQL the test suite needs (trust for postgres on 127.0.0.1).
     { name: 'pg', type: 'postgres', upstream: { host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', tls: { mode: 'disable' } }, access: { groups: ['eng'] } },
   ])
   other = await startOidcGateway(idp, [
-    { name: 'echo-too', type: 'tcp', upstream: { host: '127.0.0.1', port: (echo.address() as { port: number }).port }, access: { groups: ['eng'] } },
+    { name: 'echo-too', type: 'tcp', upstream: { host: '127.0.0.1', port: echo.port }, access: { groups: ['eng'] } },
   ])
   browser = await launchBrowser()
 })

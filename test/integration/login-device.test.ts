@@ -5,10 +5,10 @@
  */
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT_CODES } from '../../src/errors.js'
+import { type EchoServer, startEcho } from '../helpers/echo.js'
 import { launchBrowser, signIn, type TestBrowser } from '../helpers/browser.js'
 import { freshHome, type OidcGateway, startOidcGateway, startTestIdp, type TestIdp } from '../helpers/oidc-provider.js'
 import { airlock, type Spawned, spawnAirlock, transcript } from '../helpers/processes.js'
@@ -18,7 +18,7 @@ let idp: TestIdp
 let gateway: OidcGateway
 let browser: TestBrowser
 let keyring: KeyringSession
-let echo: Server
+let echo: EchoServer
 const home = freshHome()
 let env: NodeJS.ProcessEnv
 
@@ -34,14 +34,12 @@ interface DevicePrompt {
 }
 
 beforeAll(async () => {
-  echo = createServer((socket) => socket.pipe(socket))
-  echo.listen(0, '127.0.0.1')
-  await once(echo, 'listening')
+  echo = await startEcho()
   keyring = await startKeyringSession()
   env = { ...home, ...keyring.env }
   idp = await startTestIdp()
   gateway = await startOidcGateway(idp, [
-    { name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port: (echo.address() as { port: number }).port }, access: { groups: ['eng'] } },
+    { name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port: echo.port }, access: { groups: ['eng'] } },
     // The local PostgreSQL the test suite needs (trust for postgres on 127.0.0.1).
     { name: 'pg', type: 'postgres', upstream: { host: '127.0.0.1', port: 5432, database: 'postgres', user: 'postgres', tls: { mode: 'disable' } }, access: { groups: ['eng'] } },
   ])

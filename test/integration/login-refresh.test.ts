@@ -6,11 +6,12 @@
  */
 import { once } from 'node:events'
 import { readdirSync, readFileSync } from 'node:fs'
-import { connect, createServer, type Server } from 'node:net'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CLOCK_TOLERANCE_S } from '../../src/auth/index.js'
 import { EXIT_CODES } from '../../src/errors.js'
+import { type EchoServer, startEcho } from '../helpers/echo.js'
 import { completeBrowserLogin, launchBrowser, type TestBrowser } from '../helpers/browser.js'
 import { freshHome, type OidcGateway, startOidcGateway, startTestIdp, type TestIdp } from '../helpers/oidc-provider.js'
 import { airlock, type Spawned, spawnAirlock } from '../helpers/processes.js'
@@ -21,17 +22,15 @@ const TTL_S = 12
 let idp: TestIdp
 let gateway: OidcGateway
 let browser: TestBrowser
-let echo: Server
+let echo: EchoServer
 const home = freshHome()
 const env = { ...home, AIRLOCK_TOKEN_STORE: 'file' }
 
 beforeAll(async () => {
-  echo = createServer((socket) => socket.pipe(socket))
-  echo.listen(0, '127.0.0.1')
-  await once(echo, 'listening')
+  echo = await startEcho()
   idp = await startTestIdp({ ttl: { idToken: TTL_S } })
   gateway = await startOidcGateway(idp, [
-    { name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port: (echo.address() as { port: number }).port }, access: { groups: ['eng'] } },
+    { name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port: echo.port }, access: { groups: ['eng'] } },
   ])
   browser = await launchBrowser()
 })

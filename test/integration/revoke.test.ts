@@ -4,21 +4,20 @@
  * and the action is in the audit log as `admin.revoke`.
  */
 import { once } from 'node:events'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXIT_CODES } from '../../src/errors.js'
+import { type EchoServer, startEcho } from '../helpers/echo.js'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js'
 import { airlock, type Spawned, spawnAirlock, transcript } from '../helpers/processes.js'
 
 let gateway: TestGateway
-let echo: Server
+let echo: EchoServer
 const tunnels: Spawned[] = []
 
 beforeAll(async () => {
-  echo = createServer((socket) => socket.pipe(socket))
-  echo.listen(0, '127.0.0.1')
-  await once(echo, 'listening')
-  const port = (echo.address() as { port: number }).port
+  echo = await startEcho()
+  const port = echo.port
   gateway = await startTestGateway({
     connections: [{ name: 'echo', type: 'tcp', upstream: { host: '127.0.0.1', port }, access: { groups: ['eng', 'sales'] } }],
   })
@@ -97,5 +96,22 @@ describe('revoking an identity', () => {
 
     const bad = await airlock(['sessions', 'kill', '--identity', 'service:test-outsider', '--for', 'soon'], { env: gateway.env('admin') })
     expect(bad.code).toBe(EXIT_CODES.usage)
+  })
+
+  it('takes every admin action from a revoked admin (its token may be the stolen one)', async () => {
+    expect((await airlock(['sessions', 'list'], { env: gateway.env('admin') })).code).toBe(0)
+    const revoked = await airlock(['sessions', 'kill', '--identity', 'service:test-admin', '--for', '10m'], { env: gateway.env('admin') })
+    expect(revoked.code, revoked.stderr).toBe(0)
+    for (const args of [['sessions', 'list'], ['audit', 'list'], ['sessions', 'kill', '--identity', 'service:test-user']]) {
+      const refused = await airlock(args, { env: gateway.env('admin') })
+      expect(refused.code, args.join(' ')).toBe(EXIT_CODES.forbidden)
+      expect(refused.stderr).toContain('admin actions are refused until')
+    }
+  })
+
+  it('answers a malformed percent-encoded name with a usage error, not an internal one', async () => {
+    const response = await fetch(new URL('v1/connections/%E0%A4%A', gateway.url), { headers: { authorization: `Bearer ${gateway.tokens.user}` } })
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('usage')
   })
 })

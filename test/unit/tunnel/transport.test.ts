@@ -7,12 +7,12 @@ import { pipeSocket } from '../../../src/tunnel/pipe.js'
 import { WsTransport } from '../../../src/tunnel/transport.js'
 
 /** A WebSocket pair over loopback: the accepting side's transport (given its socket or not) and the connecting side's. */
-async function pair(withSocket: boolean, keepaliveMs = 0, serverKeepaliveMs = keepaliveMs): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
+async function pair(withSocket: boolean, keepaliveMs = 0, serverKeepaliveMs = keepaliveMs, peerReasons = true): Promise<{ server: WsTransport; socket: Socket; client: WsTransport; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ noServer: true })
   const http: Server = createServer()
   const accepted = new Promise<{ server: WsTransport; socket: Socket }>((resolve) => {
     http.on('upgrade', (request, socket: Socket, head) => {
-      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs: serverKeepaliveMs } : { keepaliveMs: serverKeepaliveMs }), socket }))
+      wss.handleUpgrade(request, socket, head, (ws) => resolve({ server: new WsTransport(ws, withSocket ? { socket, keepaliveMs: serverKeepaliveMs, peerReasons } : { keepaliveMs: serverKeepaliveMs, peerReasons }), socket }))
     })
   })
   http.listen(0, '127.0.0.1')
@@ -91,6 +91,23 @@ describe('WsTransport.writev', () => {
     const arriving = received(sides.client, 6)
     expect(sides.server.writev([big, big])).toBe(false)
     expect(Buffer.concat(await arriving).length).toBe(1_200_000)
+  })
+})
+
+describe('WsTransport close reasons', () => {
+  it.each([
+    [true, { code: 'forbidden', message: 'session ended by gateway admin alice' }],
+    [false, { message: 'the client closed the tunnel' }],
+  ])('takes the peer\'s error as the reason only when told to (peerReasons %s)', async (peerReasons, expected) => {
+    const sides = await pair(true, 0, 0, peerReasons)
+    try {
+      const closed = new Promise((resolve) => sides.server.on('close', resolve))
+      // What a client could send to write its own reason into the gateway's audit.
+      sides.client.close({ code: 'forbidden', message: 'session ended by gateway admin alice' })
+      expect(await closed).toEqual(expected)
+    } finally {
+      await sides.close()
+    }
   })
 })
 
