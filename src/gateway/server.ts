@@ -119,6 +119,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       })
     ).hooksFor
   const upgradeLimiter = new RateLimiter(config.limits.upgradesPerMinutePerIp, now)
+  /** Failed authentications per client address: past the rate they are answered 429, not logged one by one. */
+  const failureLimiter = new RateLimiter(config.limits.upgradesPerMinutePerIp, now)
   const metrics = new Metrics()
   const countTunnel = metrics.counter('airlock_tunnels_total', 'Tunnels opened, by connection')
   const countRefusal = metrics.counter('airlock_refusals_total', 'Requests and upgrades refused, by error code')
@@ -150,6 +152,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return await authenticator.authenticate(request.headers.authorization)
     } catch (error) {
       const failure = toAirlockError(error)
+      if (!failureLimiter.take(clientAddress(request))) {
+        throw new AirlockError('limit', 'too many failed authentications from this address', { hint: 'check the token, and retry in a minute' })
+      }
       const path = new URL(request.url ?? '/', 'http://gateway').pathname
       logger.warn({ event: 'auth.failure', client: clientAddress(request), path, reason: failure.message }, 'authentication failed')
       audit?.authFailure({ address: clientAddress(request), path, code: failure.code, reason: failure.message })

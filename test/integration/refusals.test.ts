@@ -22,7 +22,7 @@ beforeAll(async () => {
   ]
   ;[gateway, tight] = await Promise.all([
     startTestGateway({ connections, limits: { maxPayload: '320KiB' } }),
-    startTestGateway({ connections, sessions: { maxDuration: '2s', maxPerIdentity: 2 } }),
+    startTestGateway({ connections, sessions: { maxDuration: '2s', maxPerIdentity: 2 }, limits: { upgradesPerMinutePerIp: 30 } }),
   ])
   occupied = createServer()
   occupied.listen(0, '127.0.0.1')
@@ -138,6 +138,22 @@ describe('the gateway refuses tunnels before they start', () => {
     first.ws!.close()
     second.ws!.close()
     await Promise.all([once(first.ws!, 'close'), once(second.ws!, 'close')])
+  })
+})
+
+describe('failed authentications', () => {
+  it('are answered 429 past the per-address rate, and no longer logged one by one', async () => {
+    const statuses: number[] = []
+    for (let i = 0; i < 40; i++) {
+      const response = await fetch(new URL('v1/whoami', tight.url), { headers: { authorization: 'Bearer alk_not-a-token' } })
+      statuses.push(response.status)
+    }
+    expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(30)
+    expect(statuses.slice(-5)).toEqual([429, 429, 429, 429, 429])
+    const logged = tight.process.stdout().split('\n').filter((line) => line.includes('"event":"auth.failure"'))
+    expect(logged.length).toBeLessThanOrEqual(30)
+    // A good token is still served.
+    expect((await fetch(new URL('v1/whoami', tight.url), { headers: { authorization: `Bearer ${tight.tokens.user}` } })).status).toBe(200)
   })
 })
 
