@@ -21,7 +21,8 @@ export interface Redaction {
 }
 
 export interface Redactor {
-  redact(text: string): Redaction
+  /** `backslashEscapes`: the session has standard_conforming_strings off, so '...' takes backslash escapes. */
+  redact(text: string, options?: { backslashEscapes?: boolean }): Redaction
   /** Only the canary (the connection's secrets), for free text such as error messages. */
   redactSecrets(text: string): string
 }
@@ -65,17 +66,18 @@ export function createRedactor(secrets: readonly string[] = []): Redactor {
   }
   return {
     redactSecrets,
-    redact(text) {
+    redact(text, options) {
       const redacted: string[] = []
+      const backslashEscapes = options?.backslashEscapes === true
       let out = text
       let canaried = redactSecrets(out)
       // The connection's secret spelt with escapes (E'\x70...', U&'\0070...') is still the secret.
-      if (forms.length > 0 && out.includes('\\') && ESCAPED_LITERAL.test(out)) canaried = redactEscapedSecrets(canaried, redactSecrets)
+      if (forms.length > 0 && out.includes('\\') && (backslashEscapes || ESCAPED_LITERAL.test(out))) canaried = redactEscapedSecrets(canaried, redactSecrets, backslashEscapes)
       if (canaried !== out) {
         redacted.push('credential')
         out = canaried
       }
-      if (HINT.test(out)) out = redactSecretLiterals(out, redacted)
+      if (HINT.test(out)) out = redactSecretLiterals(out, redacted, backslashEscapes)
       return { text: out, redacted }
     },
   }
@@ -85,10 +87,10 @@ export function createRedactor(secrets: readonly string[] = []): Redactor {
 const ESCAPED_LITERAL = /(?:^|[^A-Za-z0-9_])(?:[Ee]|[Uu]&)'/
 
 /** Replaces each E'' and U&'' literal whose decoded value holds a secret. */
-function redactEscapedSecrets(text: string, redactSecrets: (text: string) => string): string {
+function redactEscapedSecrets(text: string, redactSecrets: (text: string) => string, backslashEscapes: boolean): string {
   let out = ''
   let last = 0
-  for (const token of lexLiterals(text)) {
+  for (const token of lexLiterals(text, backslashEscapes)) {
     if (token.kind !== 'literal' || (token.quoting !== 'escape' && token.quoting !== 'unicode')) continue
     const content = text.slice(token.contentStart, token.contentEnd)
     const decoded = token.quoting === 'escape' ? decodeEscapeString(content) : decodeUnicodeString(content)
@@ -160,12 +162,12 @@ const SECRET_TEMPLATE = /(?:pass(?:word|wd)?|secret|token|api_?key)\s*(?:=\s*)?%
 /** How deep literals inside literals are scanned again as SQL (a DO body's EXECUTE strings, and strings in those). */
 const MAX_NESTING = 4
 
-function redactSecretLiterals(text: string, redacted: string[]): string {
+function redactSecretLiterals(text: string, redacted: string[], backslashEscapes: boolean): string {
   const note = (detector: string): void => {
     if (!redacted.includes(detector)) redacted.push(detector)
   }
   // Outside literals too (comments, identifiers): only the unmistakable formats.
-  return redactContent(scanSql(text, note, 0).text, note, false)
+  return redactContent(scanSql(text, note, 0, backslashEscapes).text, note, false)
 }
 
 /**
@@ -173,7 +175,7 @@ function redactSecretLiterals(text: string, redacted: string[]): string {
  * literal would follow (`'ALTER ROLE x PASSWORD ' || quote_literal('pw')`), so the text around a
  * literal that held this SQL can go on judging.
  */
-function scanSql(text: string, note: (detector: string) => void, nesting: number): { text: string; secretNext: boolean } {
+function scanSql(text: string, note: (detector: string) => void, nesting: number, backslashEscapes = false): { text: string; secretNext: boolean } {
   let out = ''
   let last = 0
   /** The last two words (identifiers, keywords) before the current position, ignoring `=`, `TO`, `:=`, `,`, `(` and `||`. */
@@ -204,7 +206,7 @@ function scanSql(text: string, note: (detector: string) => void, nesting: number
     note('secret-assignment')
     bareValue = undefined
   }
-  for (const token of lexLiterals(text)) {
+  for (const token of lexLiterals(text, backslashEscapes)) {
     const afterSecret = continued
     continued = false
     const assigned = assigning
@@ -331,7 +333,7 @@ type Quoting = 'standard' | 'unicode' | 'escape' | 'dollar'
  * The words, punctuation and string literals of SQL text, skipping whitespace, comments and
  * quoted identifiers (a quoted identifier counts as a word). Unterminated literals run to the end.
  */
-function* lexLiterals(text: string): Generator<LexToken> {
+function* lexLiterals(text: string, backslashEscapes = false): Generator<LexToken> {
   const n = text.length
   let i = 0
   while (i < n) {
@@ -367,7 +369,8 @@ function* lexLiterals(text: string): Generator<LexToken> {
     } else if (c === "'" || (!isWordChar(text[i - 1]) && stringPrefix(text, i) > 0)) {
       // A string, or one with a prefix: E'' (backslash escapes), U&'' (Unicode escapes), N'' (national).
       const prefix = c === "'" ? 0 : stringPrefix(text, i)
-      const escapes = prefix === 1 && (c === 'E' || c === 'e')
+      // With standard_conforming_strings off every string but U&'' takes backslash escapes.
+      const escapes = (prefix === 1 && (c === 'E' || c === 'e')) || (backslashEscapes && prefix !== 2)
       const start = i + prefix + 1
       let j = start
       while (j < n) {

@@ -17,6 +17,7 @@ import { BUILTIN_RULES } from '../policy/guardrails/rules.js'
 import type { VerdictRecord } from './policy-hooks.js'
 
 const UNPARSEABLE_MESSAGE = 'the statement could not be parsed, so it cannot be checked'
+const BACKSLASH_ESCAPES = { backslashEscapes: true } as const
 
 /** The rule a statement is blocked by when the audit log cannot record it. */
 export const AUDIT_RULE = 'airlock-audit'
@@ -90,7 +91,7 @@ export function withAudit<H extends StatementHooks>(
     const noted = verdicts?.take(session.id, context.sequence)
     const { verdict, rule, message } = describeVerdict(plan.verdict, noted)
     const cut = context.text.length > MAX_AUDIT_TEXT
-    const { text, redacted } = redactor.redact(cut ? context.text.slice(0, MAX_AUDIT_TEXT) : context.text)
+    const { text, redacted } = redactor.redact(cut ? context.text.slice(0, MAX_AUDIT_TEXT) : context.text, context.backslashEscapes === true ? BACKSLASH_ESCAPES : undefined)
     // Built field by field: object spreads are slow on this path.
     const event: StatementBeginEvent = {
       type: 'statement.begin',

@@ -20,6 +20,8 @@ export interface StatementContext {
   text: string
   /** The prepared statement's name for an extended-protocol Execute ('' for the unnamed one). */
   statementName?: string
+  /** The session has standard_conforming_strings off: plain string literals take backslash escapes. */
+  backslashEscapes?: boolean
 }
 
 export type Verdict = { allow: true } | { allow: false; rule: string; message: string; hint?: string }

@@ -490,6 +490,7 @@ export class PostgresRelay {
       text,
       ...(statementName === undefined ? {} : { statementName }),
     }
+    if (!this.standardConformingStrings) context.backslashEscapes = true
     return { context, startedAt: performance.now(), rows: 0, done: false }
   }
 

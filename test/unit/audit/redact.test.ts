@@ -38,6 +38,13 @@ describe('createRedactor', () => {
     expect(redactor.redact(text)).toEqual({ text: expected, redacted: detectors })
   })
 
+  it('reads plain strings with backslash escapes when the session has standard_conforming_strings off', () => {
+    const text = "CREATE ROLE lk5 PASSWORD 'ab\\'Leak6_scs'"
+    expect(redactor.redact(text, { backslashEscapes: true })).toEqual({ text: "CREATE ROLE lk5 PASSWORD '[REDACTED:secret-assignment]'", redacted: ['secret-assignment'] })
+    // Read the standard way, the backslash ends nothing: the quote after it closes the literal.
+    expect(redactor.redact(text).text).toContain('Leak6_scs')
+  })
+
   /**
    * Passwords the redactor once let through, kept as data: each row's secret must be gone from the
    * text, the detector named, and the statement otherwise recorded as sent.
