@@ -127,7 +127,9 @@ describe('WsTransport keepalive', () => {
   })
 
   it('holds a tunnel whose peer stops reading for many keepalive intervals (backpressure), and delivers everything after', async () => {
-    const sides = await pair(true, 40)
+    // 250 ms: short enough to stall for ten intervals, long enough that a receiver busy on a
+    // loaded machine answers a ping in time once it reads again.
+    const sides = await pair(true, 250)
     try {
       const closed: unknown[] = []
       sides.client.on('close', (reason) => closed.push(reason))
@@ -140,7 +142,7 @@ describe('WsTransport keepalive', () => {
       // Write until the tunnel pushes back, and well past what the kernel's buffers hold.
       while (sides.client.write(chunk) || sent < 32 << 20) sent += chunk.length
       sent += chunk.length
-      await new Promise((resolve) => setTimeout(resolve, 1_000))
+      await new Promise((resolve) => setTimeout(resolve, 2_500))
       expect(closed).toEqual([])
       sides.server.resume()
       await vi.waitFor(() => expect(got).toBe(sent), { timeout: 10_000 })
