@@ -98,7 +98,8 @@ type Pending =
   /** `result`: a Describe the relay injected (its answer is not relayed) to learn a portal's columns. */
   | { kind: 'describe'; target: 'S' | 'P'; formats: readonly number[] | undefined; result: ResultSlot | undefined }
   /** `previous`: the statement or portal the Close removed, restored if the server skips it. */
-  | { kind: 'close'; target: 'S' | 'P'; name: string; previous: string | Bound | undefined }
+  | { kind: 'close'; target: 'S'; name: string; previous: string | undefined }
+  | { kind: 'close'; target: 'P'; name: string; previous: Bound | undefined }
   | { kind: 'sync' }
 
 /** A portal's columns as the relay's own Describe learns them, for the Execute after it. */
@@ -302,7 +303,7 @@ export class PostgresRelay {
       }
       case FrontendMessage.Close: {
         const { kind, name } = parseClose(frame.body)
-        const previous = kind === 'S' ? this.statements.get(name) : this.portals.get(name)
+        const entry: Pending = kind === 'S' ? { kind: 'close', target: 'S', name, previous: this.statements.get(name) } : { kind: 'close', target: 'P', name, previous: this.portals.get(name) }
         if (kind === 'S') {
           this.statements.delete(name)
           if (name !== '') this.hooks.preparedStatement?.(name, undefined)
@@ -310,7 +311,7 @@ export class PostgresRelay {
           this.portals.delete(name)
           this.portalFormats.delete(name)
         }
-        this.enqueue({ kind: 'close', target: kind, name, previous }, previous !== undefined)
+        this.enqueue(entry, entry.previous !== undefined)
         out.add(frame.raw, frame)
         return undefined
       }
@@ -781,13 +782,11 @@ export class PostgresRelay {
     } else if (pending.kind === 'bind') {
       if (pending.previous === undefined) this.portals.delete(pending.portal)
       else this.portals.set(pending.portal, pending.previous)
-    } else if (pending.kind === 'close' && pending.previous !== undefined) {
-      if (pending.target === 'S') {
-        this.statements.set(pending.name, pending.previous as string)
-        if (pending.name !== '') this.hooks.preparedStatement?.(pending.name, pending.previous as string)
-      } else {
-        this.portals.set(pending.name, pending.previous as Bound)
-      }
+    } else if (pending.kind === 'close' && pending.target === 'S' && pending.previous !== undefined) {
+      this.statements.set(pending.name, pending.previous)
+      if (pending.name !== '') this.hooks.preparedStatement?.(pending.name, pending.previous)
+    } else if (pending.kind === 'close' && pending.target === 'P' && pending.previous !== undefined) {
+      this.portals.set(pending.name, pending.previous)
     }
   }
 
